@@ -1,0 +1,149 @@
+"""The engine's entry points, shared by the CLI and the app.
+
+:func:`run_experiment` trains one configuration through the one loop, records
+it in the run store (config, status, events, metrics, checkpoint) and, when the
+run has a labelled target budget, pairs it with its matched ``target_only``
+baseline (same pair, budget and seed; reused when stored) to report the
+negative-transfer gap.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import events as ev
+from .config import RunConfig
+from .errors import NonFiniteLossError, TransferLabError
+from .metrics import negative_transfer_gap
+from .paths import checkpoint_dir
+from .runs import RunStore, config_key
+from .train import StopFlag, Trainer, resolved_config
+
+# Settings that change how a run is observed or scheduled, not what it computes.
+_NOT_RESULT_FIELDS = ("log_every", "evals_per_epoch", "threads", "device", "data_dir")
+NO_BASELINE = ("target_only", "oracle")
+
+
+def result_key(config: RunConfig) -> str:
+    """Identifies runs that compute the same thing (used to find or reuse a baseline)."""
+    d = resolved_config(config).to_dict()
+    for k in _NOT_RESULT_FIELDS:
+        d.pop(k, None)
+    return config_key(d)
+
+
+def baseline_config(config: RunConfig) -> RunConfig | None:
+    """The matched ``target_only`` run for ``config``, or None when there is none
+    (no labelled target budget, or ``config`` is itself a target-only reference)."""
+    if config.target_labels < 1 or config.strategy in NO_BASELINE:
+        return None
+    return config.replace(strategy="target_only", params={})
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: str
+    metrics: dict[str, Any]
+
+
+def _metrics_from(result: ev.ResultEvent) -> dict[str, Any]:
+    m = {"source_accuracy": result.source_accuracy, "target_accuracy": result.target_accuracy,
+         "target_per_class_accuracy": list(result.target_per_class_accuracy),
+         "steps": result.steps, "elapsed_s": result.elapsed_s}
+    m.update(result.extras)
+    return m
+
+
+def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: StopFlag | None = None,
+                   on_event: Callable[[str, ev.Event], None] | None = None, with_baseline: bool = True,
+                   run_id: str | None = None, tags: dict | None = None, flush_interval_s: float = 0.2) -> RunOutcome:
+    """Train ``config`` and record it. Bad input raises before anything is stored.
+
+    ``run_id`` continues a record that a worker created as ``queued``;
+    ``on_event(run_id, event)`` sees every event as it is produced (the CLI's
+    progress bar). A NaN loss marks the run failed with its step and re-raises.
+    """
+    store = store or RunStore()
+    trainer = Trainer(config)  # validates everything before the store is touched
+    resolved = trainer.config.to_dict()
+    key = result_key(config)
+    if run_id is None:
+        run_id = store.create_run(resolved, status="running", tags=tags, key=key)
+    else:
+        store.update_run(run_id, config=resolved, key=key)
+        if tags:
+            store.update_tags(run_id, tags)
+        store.set_status(run_id, "running")
+    pending: list[dict] = []
+    last_flush = time.perf_counter()
+    result: ev.ResultEvent | None = None
+    try:
+        for event in trainer.run(stop):
+            pending.append(ev.to_dict(event))
+            if on_event is not None:
+                on_event(run_id, event)
+            if isinstance(event, ev.ResultEvent):
+                result = event
+            if not isinstance(event, ev.StepEvent) or time.perf_counter() - last_flush > flush_interval_s:
+                store.append_events(run_id, pending)
+                pending, last_flush = [], time.perf_counter()
+        store.append_events(run_id, pending)
+    except NonFiniteLossError as exc:
+        store.append_events(run_id, pending)
+        store.finish(run_id, "failed", {"failed_step": exc.step}, error=str(exc))
+        raise
+    except BaseException as exc:
+        store.append_events(run_id, pending)
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.finish(run_id, status, None, error=f"{type(exc).__name__}: {exc}")
+        raise
+    assert result is not None
+    metrics = _metrics_from(result)
+    ckpt = save_checkpoint(trainer, run_id)
+    base = baseline_config(config)
+    if with_baseline and base is not None and result.status == "done":
+        store.update_run(run_id, metrics=metrics, checkpoint_path=ckpt)  # visible while the baseline trains
+        b = find_or_run(base, store=store, stop=stop, tags={"baseline_of": run_id})
+        if b is not None:
+            metrics.update(baseline_run_id=b.run_id, target_only_accuracy=b.metrics["target_accuracy"],
+                           ntg=negative_transfer_gap(result.target_accuracy, b.metrics["target_accuracy"]))
+    store.finish(run_id, result.status, metrics, checkpoint_path=str(ckpt))
+    return RunOutcome(run_id, result.status, metrics)
+
+
+def find_or_run(config: RunConfig, *, store: RunStore, stop: StopFlag | None = None,
+                tags: dict | None = None) -> RunOutcome | None:
+    """A stored, finished run that computes ``config``, or a fresh one; None if stopped."""
+    found = store.find_run(result_key(config), status="done")
+    if found is not None:
+        return RunOutcome(found.id, found.status, found.metrics)
+    out = run_experiment(config, store=store, stop=stop, with_baseline=False, tags=tags)
+    return out if out.status == "done" else None
+
+
+def save_checkpoint(trainer: Trainer, run_id: str) -> Path:
+    path = checkpoint_dir() / f"{run_id}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": trainer.config.to_dict(), "model": trainer.model.state_dict(),
+                "modules": trainer.ctx.modules.state_dict(), "artifacts": trainer.artifacts()}, path)
+    return path
+
+
+def load_trained(run_id: str, store: RunStore | None = None) -> tuple[Trainer, dict[str, Any]]:
+    """Rebuild a stored run's trainer (pair and model) with its trained weights, and its artifacts."""
+    store = store or RunStore()
+    rec = store.get_run(run_id)
+    if not rec.checkpoint_path or not Path(rec.checkpoint_path).exists():
+        raise TransferLabError(f"run {run_id} has no checkpoint (status {rec.status})")
+    ckpt = torch.load(rec.checkpoint_path, map_location="cpu", weights_only=True)
+    config = RunConfig.from_dict({**ckpt["config"], "device": "cpu"})
+    trainer = Trainer(config)
+    trainer.model.load_state_dict(ckpt["model"])
+    trainer.ctx.modules.load_state_dict(ckpt["modules"])
+    trainer.model.eval()
+    return trainer, ckpt.get("artifacts", {})

@@ -1,0 +1,124 @@
+"""Typed run configuration.
+
+:class:`RunConfig` is a frozen dataclass whose fields carry their valid range
+and a help line in ``metadata``; :func:`form_fields` turns any such dataclass
+(the run config or a strategy's ``Config``) into a list of field descriptions
+from which the app builds its forms. Every run record stores the resolved
+config (:meth:`RunConfig.to_dict`), strategy hyperparameters included.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, get_type_hints
+
+from .errors import ConfigError
+
+
+def spec(default: Any, help: str, lo: float | None = None, hi: float | None = None,
+         choices: tuple | None = None, advanced: bool = False):
+    """A dataclass field with its range, choices and help line in metadata."""
+    meta = {"help": help, "min": lo, "max": hi, "choices": choices, "advanced": advanced}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """One form field: what the app needs to draw a widget for it."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    min: float | None
+    max: float | None
+    choices: tuple | None
+    advanced: bool
+
+
+def form_fields(config_cls) -> list[FieldInfo]:
+    """Describe the fields of a config dataclass (type, default, range, help)."""
+    hints = get_type_hints(config_cls)
+    out = []
+    for f in dataclasses.fields(config_cls):
+        if not f.init:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        m = f.metadata
+        out.append(FieldInfo(f.name, hints[f.name], default, m.get("help", ""), m.get("min"), m.get("max"),
+                             m.get("choices"), m.get("advanced", False)))
+    return out
+
+
+def validate_fields(config) -> None:
+    """Check types, ranges and choices declared in the fields' metadata; raise ConfigError."""
+    hints = get_type_hints(type(config))
+    for info in form_fields(type(config)):
+        value = getattr(config, info.name)
+        expected = hints[info.name]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if expected in (int, float, bool, str) and (not isinstance(value, expected) or
+                                                    (expected is int and isinstance(value, bool))):
+            raise ConfigError(f"{info.name}={value!r} must be of type {expected.__name__}")
+        if info.choices is not None and value not in info.choices:
+            raise ConfigError(f"{info.name}={value!r} is not one of: {', '.join(map(str, info.choices))}")
+        if info.min is not None and value < info.min:
+            raise ConfigError(f"{info.name}={value!r} is below its minimum {info.min}")
+        if info.max is not None and value > info.max:
+            raise ConfigError(f"{info.name}={value!r} is above its maximum {info.max}")
+
+
+def from_mapping(config_cls, values: Mapping[str, Any] | None):
+    """Build ``config_cls`` from a mapping, rejecting unknown keys and coercing ints to floats."""
+    values = dict(values or {})
+    names = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {config_cls.__qualname__}; "
+                          f"valid: {', '.join(sorted(names))}")
+    hints = get_type_hints(config_cls)
+    for k, v in list(values.items()):
+        if hints[k] is float and isinstance(v, int) and not isinstance(v, bool):
+            values[k] = float(v)
+    obj = config_cls(**values)
+    validate_fields(obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run. The same seed gives the same event history on CPU."""
+
+    source: str = spec("moons", "source dataset spec, e.g. digits or moons:noise=0.1")
+    target: str = spec("moons:rotate=30", "target dataset spec, e.g. digits:rotate=30,invert")
+    strategy: str = spec("dann", "transfer strategy")
+    params: dict = spec({}, "strategy hyperparameters (see the strategy's Config)")
+    target_labels: int = spec(0, "labelled target examples per class (0 = unsupervised adaptation)", 0, 100000)
+    epochs: int = spec(30, "passes over the larger of the two training sets", 1, 1000)
+    batch_size: int = spec(64, "examples per stream per step", 2, 4096)
+    lr: float = spec(3e-3, "Adam learning rate", 1e-6, 1.0)
+    weight_decay: float = spec(0.0, "Adam weight decay", 0.0, 1.0, advanced=True)
+    seed: int = spec(0, "seed for data shifts, sampling and initialisation", 0, 2**31 - 1)
+    model: str = spec("auto", "model: auto picks mlp for 2-D data and lenet for images", advanced=True)
+    amp: bool = spec(True, "mixed precision (bf16, else fp16) on CUDA", advanced=True)
+    device: str = spec("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps", advanced=True)
+    threads: int = spec(0, "CPU intra-op threads (0 = choose automatically)", 0, 256, advanced=True)
+    log_every: int = spec(10, "steps between step events (one device sync each)", 1, 100000, advanced=True)
+    evals_per_epoch: int = spec(1, "evaluations on the test splits per epoch", 1, 100, advanced=True)
+    data_dir: str = spec("", "directory with downloaded datasets (empty = default)", advanced=True)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "RunConfig":
+        return from_mapping(cls, values)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,265 @@
+"""The dataset registry, and the two entry points that turn specs into data.
+
+* :func:`load_domain` parses a spec such as ``"digits:rotate=30"``, loads the
+  base dataset and applies the shifts;
+* :func:`make_pair` loads a source and a target, brings them to one
+  representation (class order, channels, image size) and splits the target
+  training set into a labelled budget and an unlabelled rest.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError
+from . import builtin
+from .domain import Domain, DomainPair, as_float
+from .shifts import SHIFTS, apply_shifts, derive_generator
+from .spec import DatasetSpec, parse_spec
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One registered dataset.
+
+    Attributes
+    ----------
+    name: key in :data:`DATASETS` and in spec strings.
+    kind: ``"vector"`` or ``"image"``.
+    description: one line for the CLI and the app.
+    builtin: ``True`` when it needs no download.
+    loader: ``loader(seed, part, **options) -> Domain``; built-in loaders take
+        just ``(seed, part)``. Datasets that are not built in also receive
+        ``data_dir``, and datasets with ``takes_argument`` receive ``argument``.
+    takes_argument: whether the spec names an argument, as in ``folder:PATH``.
+    """
+
+    name: str
+    kind: str
+    description: str
+    builtin: bool
+    loader: Callable[..., Domain] = field(repr=False)
+    takes_argument: bool = False
+
+    def load(self, seed: int, part: int | None = None, data_dir: str | os.PathLike | None = None,
+             argument: str | None = None) -> Domain:
+        """Call the loader with the options this dataset understands."""
+        options = {}
+        if not self.builtin:
+            options["data_dir"] = data_dir
+        if self.takes_argument:
+            options["argument"] = argument
+        return self.loader(seed, part, **options)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "moons": DatasetInfo(
+        "moons", "vector", "two interleaving moons in 2-D (2 classes), centred at the origin; 1000 train / 500 test",
+        builtin=True, loader=builtin.load_moons,
+    ),
+    "blobs": DatasetInfo(
+        "blobs", "vector", "three classes of 2-D Gaussian clusters around the origin, for covariate shift with bias=",
+        builtin=True, loader=builtin.load_blobs,
+    ),
+    "digits": DatasetInfo(
+        "digits", "image", "scikit-learn 8×8 handwritten digits resized to 1×28×28 (10 classes, 1797 images)",
+        builtin=True, loader=builtin.load_digits,
+    ),
+}
+
+
+def _as_spec(spec: str | DatasetSpec) -> DatasetSpec:
+    """Parse text; re-check a ready-made :class:`DatasetSpec` the same way (it may be hand-built)."""
+    return parse_spec(spec if isinstance(spec, str) else str(spec), DATASETS)
+
+
+def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathLike | None = None,
+                part: int | None = None) -> Domain:
+    """Load the domain that ``spec`` names.
+
+    Parameters
+    ----------
+    spec: e.g. ``"digits:rotate=30,invert"`` or a :class:`DatasetSpec`.
+    seed: seeds the base sample (synthetic datasets, training halves) and the shifts.
+    data_dir: where downloadable datasets live (unused by built-in ones).
+    part: ``None`` for the whole training set, 0 or 1 for one of two disjoint halves.
+
+    Returns a new :class:`Domain` whose ``name`` is the canonical spec string.
+    Raises :class:`~tlcore.errors.UnknownNameError` or
+    :class:`~tlcore.errors.SpecError` for a bad spec.
+    """
+    parsed = _as_spec(spec)
+    base = DATASETS[parsed.dataset].load(seed, part, data_dir=data_dir, argument=parsed.argument)
+    return apply_shifts(base, parsed.shifts, seed).with_steps(name=str(parsed))
+
+
+# --------------------------------------------------------------------------- pairs
+def _check_representations(source: Domain, target: Domain) -> None:
+    if source.kind != target.kind:
+        raise RepresentationMismatchError(
+            f"source {source.name!r} is a {source.kind} domain {source.input_shape} but target {target.name!r} "
+            f"is a {target.kind} domain {target.input_shape}; choose two vector or two image datasets"
+        )
+    if source.kind == "vector" and source.input_shape != target.input_shape:
+        raise RepresentationMismatchError(
+            f"source {source.name!r} has {source.input_shape[0]}-dimensional inputs but target {target.name!r} "
+            f"has {target.input_shape[0]}; vector domains must have the same dimension"
+        )
+
+
+def _align_classes(source: Domain, target: Domain) -> tuple[Domain, list[str]]:
+    """Give the target the source's class order (relabelling it), or raise ClassMismatchError."""
+    if target.class_names == source.class_names:
+        return target, []
+    if sorted(target.class_names) != sorted(source.class_names):
+        raise ClassMismatchError(source.class_names, target.class_names)
+    source_index = {name: index for index, name in enumerate(source.class_names)}
+    relabel = torch.tensor([source_index[name] for name in target.class_names], dtype=torch.int64)
+    aligned = target.with_steps(
+        y_train=relabel[target.y_train], y_test=relabel[target.y_test], class_names=source.class_names,
+    )
+    return aligned, [f"target labels remapped to the source's class order ({', '.join(source.class_names)})"]
+
+
+def _with_images(domain: Domain, transform: Callable[[torch.Tensor], torch.Tensor]) -> Domain:
+    return domain.with_steps(x_train=transform(domain.x_train), x_test=transform(domain.x_test))
+
+
+def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (antialiased) resize that keeps uint8 images uint8."""
+    result = F.interpolate(as_float(x), size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0.0, 1.0)
+    if x.dtype == torch.uint8:
+        return result.mul(255.0).round().to(torch.uint8)
+    return result.to(x.dtype)
+
+
+def _harmonise_images(source: Domain, target: Domain) -> tuple[Domain, Domain, list[str]]:
+    """Bring both image domains to the same channels and size, saying what was done."""
+    steps = []
+    domains = {"source": source, "target": target}
+    channels = {role: d.input_shape[0] for role, d in domains.items()}
+    if channels["source"] != channels["target"]:
+        if sorted(channels.values()) != [1, 3]:
+            raise RepresentationMismatchError(
+                f"source has {channels['source']}-channel images and target {channels['target']}-channel images; "
+                "only grayscale (1) and RGB (3) can be harmonised"
+            )
+        gray, rgb = ("source", "target") if channels["source"] == 1 else ("target", "source")
+        domains[gray] = _with_images(domains[gray], lambda x: x.repeat(1, 3, 1, 1))
+        steps.append(f"{gray} grayscale images repeated to 3 channels to match the RGB {rgb}")
+
+    sizes = {role: tuple(d.input_shape[1:]) for role, d in domains.items()}
+    if sizes["source"] != sizes["target"]:
+        common = (max(s[0] for s in sizes.values()), max(s[1] for s in sizes.values()))
+        for role in ("source", "target"):
+            if sizes[role] != common:
+                domains[role] = _with_images(domains[role], lambda x: _resized(x, common))
+                steps.append(f"{role} images resized from {sizes[role][0]}×{sizes[role][1]} to "
+                             f"{common[0]}×{common[1]} (bilinear) to match the larger size")
+    return domains["source"], domains["target"], steps
+
+
+def split_label_budget(y: torch.Tensor, class_names: tuple[str, ...], per_class: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose ``per_class`` labelled indices of each class at random; the rest are unlabelled.
+
+    Returns two sorted int64 index tensors that together cover ``range(len(y))``.
+    Raises :class:`BudgetError` when ``per_class`` is negative or a class has
+    fewer than ``per_class`` examples (the whole class may be labelled).
+    """
+    if per_class < 0:
+        raise BudgetError(f"target_labels must be >= 0 labelled examples per class, got {per_class}")
+    counts = torch.bincount(y, minlength=len(class_names)).tolist()
+    short = [label for label, count in enumerate(counts) if count < per_class]
+    if short:
+        worst = min(short, key=lambda label: counts[label])
+        raise BudgetError(
+            f"target_labels={per_class} labelled examples per class, but target class '{class_names[worst]}' has only "
+            f"{counts[worst]} training examples; the largest valid target_labels is {min(counts)}"
+        )
+    labelled = []
+    for label in range(len(class_names)):
+        members = torch.nonzero(y == label).flatten()
+        labelled.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    labelled_index = torch.sort(torch.cat(labelled)).values.to(torch.int64)
+    is_unlabelled = torch.ones(len(y), dtype=torch.bool)
+    is_unlabelled[labelled_index] = False
+    return labelled_index, torch.nonzero(is_unlabelled).flatten().to(torch.int64)
+
+
+def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 0, target_labels: int = 0,
+              data_dir: str | os.PathLike | None = None) -> DomainPair:
+    """Load a source and a target domain in one shared representation, with a target label budget.
+
+    Parameters
+    ----------
+    source, target: dataset specs, e.g. ``"digits"`` and ``"digits:texture=0.5"``.
+    seed: seeds both domains and the choice of labelled target examples.
+    target_labels: ``k``, the number of labelled target training examples per class.
+    data_dir: where downloadable datasets live.
+
+    When both specs share their base dataset, the source is loaded from
+    training half 0 and the target from half 1, so they share no training
+    example. Then: a target whose classes are the source's in another order is
+    relabelled to the source's order; grayscale images are repeated to RGB
+    when the other side is RGB; the smaller images are resized to the larger
+    size. ``harmonisation`` lists each step taken.
+
+    Raises
+    ------
+    ClassMismatchError: the class sets differ (the message lists both).
+    RepresentationMismatchError: vector vs image, or vector dimensions differ.
+    BudgetError: ``target_labels < 0`` or a target class with fewer than
+        ``target_labels`` training examples (the message names the class, its
+        count and the largest valid value).
+    """
+    source_spec, target_spec = _as_spec(source), _as_spec(target)
+    same_base = (source_spec.dataset, source_spec.argument) == (target_spec.dataset, target_spec.argument)
+    source_part, target_part = (0, 1) if same_base else (None, None)
+    source_domain = load_domain(source_spec, seed, data_dir=data_dir, part=source_part)
+    target_domain = load_domain(target_spec, seed, data_dir=data_dir, part=target_part)
+
+    harmonisation = []
+    if same_base:
+        harmonisation.append(
+            f"source and target share the base dataset {source_spec.dataset!r}: source drawn from training part 0, "
+            "target from part 1, so they share no training example"
+        )
+    _check_representations(source_domain, target_domain)
+    target_domain, steps = _align_classes(source_domain, target_domain)
+    harmonisation += steps
+    if source_domain.kind == "image":
+        source_domain, target_domain, steps = _harmonise_images(source_domain, target_domain)
+        harmonisation += steps
+
+    labelled, unlabelled = split_label_budget(
+        target_domain.y_train, target_domain.class_names, target_labels, derive_generator(seed, "target_labels")
+    )
+    return DomainPair(
+        source=source_domain, target=target_domain, target_labels_per_class=target_labels,
+        target_labelled=labelled, target_unlabelled=unlabelled, harmonisation=tuple(harmonisation),
+    )
+
+
+# --------------------------------------------------------------------------- listings
+def describe_datasets() -> list[dict]:
+    """One row per registered dataset: name, kind, builtin, takes_argument, description."""
+    return [
+        {"name": info.name, "kind": info.kind, "builtin": info.builtin,
+         "takes_argument": info.takes_argument, "description": info.description}
+        for info in DATASETS.values()
+    ]
+
+
+def describe_shifts() -> list[dict]:
+    """One row per shift: name, usage, takes_value, value_name, default, range, applies_to, help."""
+    return [
+        {"name": shift.name, "usage": shift.usage, "takes_value": shift.takes_value,
+         "value_name": shift.value_name if shift.takes_value else None, "default": shift.default,
+         "range": shift.range_text(), "applies_to": sorted(shift.applies_to), "help": shift.help}
+        for shift in SHIFTS.values()
+    ]

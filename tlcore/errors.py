@@ -1,0 +1,93 @@
+"""Errors that the engine raises for bad input.
+
+Every error a user can cause is a subclass of :class:`TransferLabError`, whose
+message says what was wrong and what is valid. The CLI turns them into a
+one-line message and a non-zero exit; the app shows them as a notice. None of
+them leaves the run store in a half-written state.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+
+class TransferLabError(Exception):
+    """Base class for every user-facing error of the engine."""
+
+
+def _listing(options: Iterable[str]) -> str:
+    return ", ".join(sorted(options))
+
+
+class UnknownNameError(TransferLabError, KeyError):
+    """A dataset, shift, strategy, model or lesson name that does not exist."""
+
+    def __init__(self, kind: str, name: str, valid: Iterable[str]):
+        self.kind, self.name, self.valid = kind, name, sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {_listing(self.valid)}")
+
+    def __str__(self) -> str:  # KeyError would add quotes around the message
+        return self.args[0]
+
+
+class SpecError(TransferLabError, ValueError):
+    """A malformed dataset spec or a value outside its range."""
+
+
+class ConfigError(TransferLabError, ValueError):
+    """An invalid run or strategy configuration value."""
+
+
+class ClassMismatchError(TransferLabError, ValueError):
+    """Source and target do not share one class set."""
+
+    def __init__(self, source_classes: Iterable[str], target_classes: Iterable[str]):
+        s, t = list(source_classes), list(target_classes)
+        only_s = [c for c in s if c not in t]
+        only_t = [c for c in t if c not in s]
+        super().__init__(
+            "source and target must share their class set.\n"
+            f"  source classes ({len(s)}): {', '.join(s)}\n"
+            f"  target classes ({len(t)}): {', '.join(t)}\n"
+            f"  only in source: {', '.join(only_s) or '-'}; only in target: {', '.join(only_t) or '-'}"
+        )
+
+
+class RepresentationMismatchError(TransferLabError, ValueError):
+    """Source and target cannot be brought to one representation (e.g. 2-D points vs images)."""
+
+
+class BudgetError(TransferLabError, ValueError):
+    """A labelled-target budget larger than what the target has."""
+
+
+class NonFiniteLossError(TransferLabError, FloatingPointError):
+    """A loss became NaN or infinite; the run is marked failed at that step."""
+
+    def __init__(self, step: int, terms: dict[str, float] | None = None):
+        self.step = step
+        detail = ""
+        if terms:
+            detail = " (" + ", ".join(f"{k}={v:.4g}" for k, v in terms.items()) + ")"
+        super().__init__(
+            f"loss became NaN or infinite at step {step}{detail}; "
+            "try a lower learning rate or a smaller loss weight"
+        )
+
+
+class DeviceError(TransferLabError, RuntimeError):
+    """A requested device that this machine does not have."""
+
+
+class DatasetUnavailableError(TransferLabError, FileNotFoundError):
+    """Dataset files are missing or corrupt and cannot be downloaded."""
+
+
+class WeightsUnavailableError(TransferLabError, FileNotFoundError):
+    """Pretrained weights are not cached and cannot be downloaded."""
+
+
+class RunNotFoundError(TransferLabError, KeyError):
+    """No stored run has this id."""
+
+    def __str__(self) -> str:
+        return self.args[0]

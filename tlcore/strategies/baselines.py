@@ -1,0 +1,31 @@
+"""Reference points without adaptation: source_only, target_only, oracle."""
+from __future__ import annotations
+
+from .base import Strategy, cross_entropy_phase
+
+
+class SourceOnly(Strategy):
+    name = "source_only"
+    summary = "Train on the labelled source, evaluate on the target: no adaptation (the lower reference)."
+
+    def phases(self, ctx):
+        return [cross_entropy_phase("train", ("source",))]
+
+
+class TargetOnly(Strategy):
+    name = "target_only"
+    summary = "Train on the k labelled target examples alone: the baseline for the negative-transfer gap."
+    uses_source = False
+    needs_target_labels = True
+
+    def phases(self, ctx):
+        return [cross_entropy_phase("train", ("target_labelled",))]
+
+
+class Oracle(Strategy):
+    name = "oracle"
+    summary = "Train on every labelled target training example: the upper reference."
+    uses_source = False
+
+    def phases(self, ctx):
+        return [cross_entropy_phase("train", ("target_all",))]
