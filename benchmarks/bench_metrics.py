@@ -2,7 +2,7 @@
 
     python benchmarks/bench_metrics.py [--n 10000 --d 256 --threads 2 --device cpu]
 
-Times (best of ``--repeats`` after one warm-up):
+Times (best of ``--repeats`` interleaved rounds after one warm-up each):
   * one n×n×d matmul ``X @ Y.T`` into a preallocated output (pure compute; the
     yardstick for the pairwise work MMD must do),
   * ``tlcore.metrics.mmd2`` on n vs n d-dimensional features,
@@ -14,6 +14,7 @@ allocator's peak on GPU) and the analytic bound of the blocked MMD.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import sys
@@ -95,31 +96,43 @@ class PeakMemory:
         self.increase = max(0, peak - self.start)
 
 
-def best_time(fn, device: torch.device, repeats: int) -> tuple[float, object]:
+def interleaved_best_times(stages: dict, device: torch.device, repeats: int) -> tuple[dict, dict, dict]:
+    """Warm up each stage once (measuring its peak memory), then time the stages in
+    turn, ``repeats`` rounds, keeping each one's best: load from other processes
+    then hits all stages alike, which keeps the ratios fair."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    result = fn()  # warm-up: lazy initialisation, allocator, caches
-    sync()
-    best = float("inf")
+    results, memory = {}, {}
+    for name, fn in stages.items():
+        with PeakMemory(device) as peak:
+            results[name] = fn()
+        memory[name] = peak
+    best = {name: float("inf") for name in stages}
     for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        result = fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        for name, fn in stages.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, results, memory
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def mmd_memory_bound(n: int, d: int, block_size: int, element_size: int, median_points: int = 1024) -> int:
-    """Analytic peak of metrics.mmd2: one block buffer, the centred samples and their
-    augmented rows (4 × n × (d+2)), and the float64 median-heuristic distance matrix."""
+    """Analytic peak of metrics.mmd2 on n vs n points: one reused block buffer; the
+    centred samples (2·n·d), their augmented rows (4·n·(d+2)) and one transient
+    n·d product while those are built; the median heuristic's distance matrix,
+    triangle indices (int64) and selected pairs. Nothing grows with n²."""
     block = min(block_size, n) ** 2 * element_size
-    centred = 2 * n * d * element_size
-    augmented = 4 * n * (d + 2) * element_size
-    median = 3 * median_points ** 2 * 8  # distances, triangle indices, selected pairs
-    return block + centred + augmented + median
+    samples = (2 * n * d + 4 * n * (d + 2) + n * d) * element_size
+    median = median_points ** 2 * (element_size + 8 + element_size // 2)
+    return block + samples + median
 
 
 def main() -> None:
@@ -129,22 +142,26 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("--device cuda requested but CUDA is not available")
 
+    load_before = load_average()
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(args.n, args.d, generator=generator).to(device)
     y = (torch.randn(args.n, args.d, generator=generator) + args.shift).to(device)
     element_size = x.element_size()
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
-          f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"n = {args.n} per side, d = {args.d}, block {args.block_size}, best of {args.repeats} after a warm-up")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {os.cpu_count()} cores"
+    print(f"device {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"n = {args.n} per side, d = {args.d}, block {args.block_size}, "
+          f"best of {args.repeats} interleaved rounds after a warm-up")
 
-    with PeakMemory(device) as pad_memory:
-        pad_time, pad = best_time(lambda: metrics.proxy_a_distance(x, y), device, args.repeats)
-    with PeakMemory(device) as mmd_memory:
-        mmd_time, mmd = best_time(lambda: metrics.mmd2(x, y, block_size=args.block_size), device, args.repeats)
-    with PeakMemory(device) as matmul_memory:
-        product = torch.empty(args.n, args.n, device=device)
-        matmul_time, _ = best_time(lambda: torch.matmul(x, y.T, out=product), device, args.repeats)
-        del product
+    product = torch.empty(args.n, args.n, device=device)
+    stages = {
+        "matmul": lambda: torch.matmul(x, y.T, out=product),
+        "mmd": lambda: metrics.mmd2(x, y, block_size=args.block_size),
+        "pad": lambda: metrics.proxy_a_distance(x, y),
+    }
+    times, results, memory = interleaved_best_times(stages, device, args.repeats)
+    matmul_time, mmd_time, pad_time = times["matmul"], times["mmd"], times["pad"]
+    mmd, pad = results["mmd"], results["pad"]
+    mmd_memory, pad_memory, matmul_memory = memory["mmd"], memory["pad"], memory["matmul"]
 
     bound = mmd_memory_bound(args.n, args.d, args.block_size, element_size)
     full_matrix = args.n * args.n * element_size
@@ -154,11 +171,15 @@ def main() -> None:
           f"(domain accuracy {pad.domain_accuracy:.4f})")
     print(f"ratio mmd/matmul  {mmd_time / matmul_time:6.2f}x   (target <= 6x on CPU)")
     print(f"ratio pad/mmd     {pad_time / mmd_time:6.3f}x   (target <= 0.25x)")
-    print(f"peak memory increase ({mmd_memory.how}): mmd2 {mmd_memory.increase / MIB:.1f} MiB "
-          f"(analytic bound {bound / MIB:.1f} MiB, of which one block {min(args.block_size, args.n) ** 2 * element_size / MIB:.1f} MiB); "
-          f"pad {pad_memory.increase / MIB:.1f} MiB; "
-          f"matmul {matmul_memory.increase / MIB:.1f} MiB (one n×n matrix is {full_matrix / MIB:.1f} MiB)")
-
+    print(f"load average (1, 5, 15 min) before: {load_before}; after: {load_average()}  "
+          "(other processes on these cores slow every stage)")
+    block = min(args.block_size, args.n) ** 2 * element_size
+    print(f"peak memory increase ({mmd_memory.how}):")
+    print(f"  mmd2    {mmd_memory.increase / MIB:7.1f} MiB   analytic bound {bound / MIB:.1f} MiB "
+          f"(one block {block / MIB:.1f} MiB; an n×n matrix would be {full_matrix / MIB:.1f} MiB); "
+          "measured includes one-time thread-pool and BLAS buffers")
+    print(f"  pad     {pad_memory.increase / MIB:7.1f} MiB")
+    print(f"  matmul  {matmul_memory.increase / MIB:7.1f} MiB   (writes its n×n output)")
 
 if __name__ == "__main__":
     main()

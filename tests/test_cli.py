@@ -58,7 +58,7 @@ def test_no_budget_means_no_ntg(capsys):
     (["--source", "digits", "--target", "digits", "--device", "cuda:3"], "cuda"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(capsys, args, message):
-    code, out, err = run_cli(capsys, "run", *args, *FAST)
+    code, out, err = run_cli(capsys, "run", *FAST, *args)  # args last: they may override FAST
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err

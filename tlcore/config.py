@@ -100,6 +100,8 @@ class RunConfig:
     epochs: int = spec(30, "passes over the larger of the two training sets", 1, 1000)
     batch_size: int = spec(64, "examples per stream per step", 2, 4096)
     lr: float = spec(3e-3, "Adam learning rate", 1e-6, 1.0)
+    lr_schedule: str = spec("constant", "constant, or anneal: lr / (1 + 10p)^0.75 over training progress p "
+                                      "(Ganin et al., JMLR 2016)", choices=("constant", "anneal"))
     weight_decay: float = spec(0.0, "Adam weight decay", 0.0, 1.0, advanced=True)
     seed: int = spec(0, "seed for data shifts, sampling and initialisation", 0, 2**31 - 1)
     model: str = spec("auto", "model: auto picks mlp for 2-D data and lenet for images", advanced=True)

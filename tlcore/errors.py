@@ -86,6 +86,10 @@ class WeightsUnavailableError(TransferLabError, FileNotFoundError):
     """Pretrained weights are not cached and cannot be downloaded."""
 
 
+class ArchiveError(TransferLabError, ValueError):
+    """An uploaded archive that is unsafe (zip-slip paths, bomb-like sizes) or holds no usable images."""
+
+
 class RunNotFoundError(TransferLabError, KeyError):
     """No stored run has this id."""
 

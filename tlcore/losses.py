@@ -111,11 +111,12 @@ def median_sq_distance(x: Tensor, y: Tensor, max_points: int = 1024,
 
     Parameters
     ----------
-    x, y : Tensor, shape (n, D) and (m, D)
+    x, y : Tensor, shape (m, D) and (n, D)
         The two samples; they are pooled.
     max_points : int
-        When ``n + m > max_points`` a uniformly random subset of ``max_points``
-        pooled points is used (O(max_points²) memory and time).
+        When ``m + n > max_points`` a uniformly random subset of ``max_points``
+        pooled points is used (O(max_points²) memory and time). Distances are
+        computed in the compute dtype after centring.
     generator : torch.Generator, optional
         Draws that subset. ``None`` uses a fresh generator seeded with 0, so the
         result is deterministic.
@@ -133,8 +134,6 @@ def median_sq_distance(x: Tensor, y: Tensor, max_points: int = 1024,
     dtype = _compute_dtype(x, y)
     with torch.no_grad(), _no_autocast(x.device):
         m, n = len(x), len(y)
-        if m + n < 2:
-            raise ValueError("median_sq_distance needs at least 2 points in the pooled sample")
         if m + n > max_points:
             if generator is None:
                 generator = torch.Generator().manual_seed(0)
@@ -192,7 +191,7 @@ def _augment(points: Tensor, exponent_scale: Tensor) -> tuple[Tensor, Tensor]:
     ``l = [p, ||p||², 1]`` and ``r = scale · [−2p, 1, ||p||²]``: one matmul then gives
     the whole ``exp`` argument of a block, with no broadcast adds and no extra pass.
     """
-    sq_norms = (points * points).sum(1, keepdim=True)
+    sq_norms = torch.linalg.vector_norm(points, dim=1, keepdim=True).square()  # no (N, D) temporary
     lhs = torch.cat([points, sq_norms, torch.ones_like(sq_norms)], dim=1)
     rhs = torch.cat([points * (-2.0 * exponent_scale), exponent_scale.expand_as(sq_norms),
                      sq_norms * exponent_scale], dim=1)
@@ -331,7 +330,7 @@ def mmd2_unbiased(x: Tensor, y: Tensor, sigma2: Tensor | None = None, block_size
 
         # Distances are translation invariant; centring shrinks the norms and so the
         # cancellation in ||a||² + ||b||² − 2a·b.
-        centre = torch.cat([x, y]).detach().mean(0)
+        centre = (x.detach().sum(0) + y.detach().sum(0)) / (len(x) + len(y))
         exponent_scale = -0.5 / widest
         x_lhs, x_rhs = _augment(x - centre, exponent_scale)
         y_lhs, y_rhs = _augment(y - centre, exponent_scale)

@@ -2,8 +2,9 @@
 extracted, aligned (MMD, CORAL, DANN) and frozen block by block.
 
 ``features`` is an ``nn.Sequential`` of blocks; ``freeze_depth`` counts blocks
-from the input. A later issue adds torchvision backbones through the same
-:class:`SplitModel` shape and the ``MODELS`` registry.
+from the input. torchvision backbones (``resnet18``, ``resnet50``,
+``mobilenet_v3_small``, ``efficientnet_b0``, each also ``*_random_init``) come
+through the same :class:`SplitModel` shape; see :mod:`tlcore.backbones`.
 """
 from __future__ import annotations
 
@@ -98,11 +99,39 @@ class ModelInfo:
     build: Callable[[tuple[int, ...], int], SplitModel]
 
 
+def _backbone(arch: str, pretrained: bool) -> Callable[[tuple[int, ...], int], SplitModel]:
+    """A builder for a torchvision backbone (tlcore.backbones, imported only when one is built)."""
+
+    def build(input_shape: tuple[int, ...], num_classes: int) -> SplitModel:
+        from .backbones import build_backbone
+
+        return build_backbone(arch, input_shape, num_classes, pretrained=pretrained)
+
+    return build
+
+
+_IMAGENET = "ImageNet weights (torch cache or download; an error offline, never a silent fallback)"
+_RANDOM = "random initialisation, chosen explicitly (no pretrained weights)"
 MODELS: dict[str, ModelInfo] = {
     "mlp": ModelInfo("mlp", frozenset({"vector"}), "2 hidden ReLU layers of 64 units", mlp),
     "lenet": ModelInfo("lenet", frozenset({"image"}), "LeNet-style CNN (conv16-conv32-fc128, batch norm)", lenet),
     "lenet_wide": ModelInfo("lenet_wide", frozenset({"image"}), "the DANN paper's digits CNN widths (conv32-conv48-fc128)",
                             lambda shape, n: lenet(shape, n, channels=(32, 48))),
+    # torchvision backbones: 5 freezable stages + a new linear head (tlcore/backbones.py)
+    "resnet18": ModelInfo("resnet18", frozenset({"image"}), f"ResNet-18, {_IMAGENET}", _backbone("resnet18", True)),
+    "resnet18_random_init": ModelInfo("resnet18_random_init", frozenset({"image"}), f"ResNet-18, {_RANDOM}",
+                                      _backbone("resnet18", False)),
+    "resnet50": ModelInfo("resnet50", frozenset({"image"}), f"ResNet-50, {_IMAGENET}", _backbone("resnet50", True)),
+    "resnet50_random_init": ModelInfo("resnet50_random_init", frozenset({"image"}), f"ResNet-50, {_RANDOM}",
+                                      _backbone("resnet50", False)),
+    "mobilenet_v3_small": ModelInfo("mobilenet_v3_small", frozenset({"image"}), f"MobileNetV3-Small, {_IMAGENET}",
+                                    _backbone("mobilenet_v3_small", True)),
+    "mobilenet_v3_small_random_init": ModelInfo("mobilenet_v3_small_random_init", frozenset({"image"}),
+                                                f"MobileNetV3-Small, {_RANDOM}", _backbone("mobilenet_v3_small", False)),
+    "efficientnet_b0": ModelInfo("efficientnet_b0", frozenset({"image"}), f"EfficientNet-B0, {_IMAGENET}",
+                                 _backbone("efficientnet_b0", True)),
+    "efficientnet_b0_random_init": ModelInfo("efficientnet_b0_random_init", frozenset({"image"}),
+                                             f"EfficientNet-B0, {_RANDOM}", _backbone("efficientnet_b0", False)),
 }
 DEFAULT_MODEL = {"vector": "mlp", "image": "lenet"}
 

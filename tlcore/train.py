@@ -218,7 +218,8 @@ class Trainer:
             if phase.on_start is not None:
                 phase.on_start(ctx)
             params = [p for p in list(self.model.parameters()) + list(ctx.modules.parameters()) if p.requires_grad]
-            opt = torch.optim.Adam(params, lr=cfg.lr * phase.lr_scale, weight_decay=cfg.weight_decay)
+            base_lr = cfg.lr * phase.lr_scale
+            opt = torch.optim.Adam(params, lr=base_lr, weight_decay=cfg.weight_decay)
             samplers = {n: _Sampler(len(ctx.data[n]), cfg.batch_size, gen, dev) for n in phase.streams}
             for n, s in samplers.items():
                 if s.n == 0:
@@ -238,6 +239,9 @@ class Trainer:
                     d = ctx.data[n]
                     batch[n] = Stream(as_float(d.x[idx]), d.y[idx], idx)
                     examples += len(idx)
+                if cfg.lr_schedule == "anneal":
+                    for group in opt.param_groups:
+                        group["lr"] = base_lr * annealed_lr_factor(ctx.progress)
                 with self._autocast():
                     terms = phase.losses(batch, ctx)
                 weights = self.strategy.weights(ctx)
@@ -289,7 +293,25 @@ class Trainer:
                              elapsed_s=time.perf_counter() - t0, extras=extras)
 
 
+def annealed_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
+    """DANN's learning-rate annealing 1 / (1 + alpha p)^beta over progress p in [0, 1]
+    (Ganin et al., JMLR 2016, section 5.2.2)."""
+    return 1.0 / (1.0 + alpha * progress) ** beta
+
+
 def _split_steps(total: int, shares: list[float]) -> list[int]:
     """Split ``total`` steps by ``shares``; the last phase takes the rounding remainder."""
     out = [int(round(total * s)) for s in shares[:-1]]
     return out + [total - sum(out)]
+
+
+def warm_up() -> None:
+    """Pay torch's one-time costs (the optimiser's lazy import of torch._dynamo, which
+    was measured at several seconds on a cold 2-core machine, and the first kernels)
+    so that the first real run shows its first point at once. The app calls this in a
+    background thread at start-up."""
+    model = nn.Linear(2, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.zeros(1, 2)).sum().backward()
+    opt.step()
+

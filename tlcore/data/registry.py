@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError
-from . import builtin
+from . import builtin, folder, torchvision_data
 from .domain import Domain, DomainPair, as_float
 from .shifts import SHIFTS, apply_shifts, derive_generator
 from .spec import DatasetSpec, parse_spec
@@ -36,6 +36,10 @@ class DatasetInfo:
         just ``(seed, part)``. Datasets that are not built in also receive
         ``data_dir``, and datasets with ``takes_argument`` receive ``argument``.
     takes_argument: whether the spec names an argument, as in ``folder:PATH``.
+    load_options: shift names (e.g. ``resize``, ``limit``) that the loader
+        applies itself while reading files when they come first in the spec,
+        passed as keyword arguments; the result is the same as applying the
+        shift afterwards, but without decoding everything at full size first.
     """
 
     name: str
@@ -44,16 +48,27 @@ class DatasetInfo:
     builtin: bool
     loader: Callable[..., Domain] = field(repr=False)
     takes_argument: bool = False
+    load_options: frozenset[str] = frozenset()
 
     def load(self, seed: int, part: int | None = None, data_dir: str | os.PathLike | None = None,
-             argument: str | None = None) -> Domain:
+             argument: str | None = None, **load_options: float) -> Domain:
         """Call the loader with the options this dataset understands."""
-        options = {}
+        options: dict = dict(load_options)
         if not self.builtin:
             options["data_dir"] = data_dir
         if self.takes_argument:
             options["argument"] = argument
         return self.loader(seed, part, **options)
+
+    def split_load_options(self, shifts: tuple) -> tuple[dict[str, float], tuple]:
+        """The leading shifts this loader applies while reading (each name once), and the rest."""
+        early: dict[str, float] = {}
+        position = 0
+        while position < len(shifts) and shifts[position][0] in self.load_options \
+                and shifts[position][0] not in early:
+            early[shifts[position][0]] = shifts[position][1]
+            position += 1
+        return early, tuple(shifts[position:])
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -68,6 +83,17 @@ DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
         "digits", "image", "scikit-learn 8×8 handwritten digits resized to 1×28×28 (10 classes, 1797 images)",
         builtin=True, loader=builtin.load_digits,
+    ),
+    # torchvision datasets, read from (or downloaded into) the data directory in torchvision's layout
+    **{
+        name: DatasetInfo(name, "image", source.summary, builtin=False, loader=torchvision_data.loader_for(name),
+                          load_options=frozenset({"resize"}) if name == "stl10" else frozenset())
+        for name, source in torchvision_data.SOURCES.items()
+    },
+    "folder": DatasetInfo(
+        "folder", "image", "your images, folder:PATH with PATH/<class>/<image> (one domain of Office-31, "
+        "Office-Home, PACS: folder:ROOT/<domain>); RGB 224×224 unless the spec starts with resize=PX",
+        builtin=False, loader=folder.load_folder, takes_argument=True, load_options=frozenset({"resize", "limit"}),
     ),
 }
 
@@ -93,8 +119,10 @@ def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathL
     :class:`~tlcore.errors.SpecError` for a bad spec.
     """
     parsed = _as_spec(spec)
-    base = DATASETS[parsed.dataset].load(seed, part, data_dir=data_dir, argument=parsed.argument)
-    return apply_shifts(base, parsed.shifts, seed).with_steps(name=str(parsed))
+    info = DATASETS[parsed.dataset]
+    early, shifts = info.split_load_options(parsed.shifts)
+    base = info.load(seed, part, data_dir=data_dir, argument=parsed.argument, **early)
+    return apply_shifts(base, shifts, seed).with_steps(name=str(parsed))
 
 
 # --------------------------------------------------------------------------- pairs

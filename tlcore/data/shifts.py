@@ -586,6 +586,80 @@ def selection_bias(domain: Domain, strength: float, generator: torch.Generator) 
     )
 
 
+# --------------------------------------------------------------------------- size and count (also load options)
+RESIZE_CHUNK = 2048
+
+
+def _whole_number(name: str, value: float) -> int:
+    if not float(value).is_integer():
+        raise SpecError(f"{name}={format_value(value)}: {name} must be a whole number")
+    return int(value)
+
+
+def resize_images(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of images ``x`` (N, C, H, W) to ``size``, antialiased when shrinking.
+
+    Works in chunks so that a large uint8 dataset is never converted to float
+    as a whole; uint8 stays uint8. Returns a new tensor.
+    """
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x.clone()
+    chunks = []
+    for start in range(0, len(x), RESIZE_CHUNK):
+        part = as_float(x[start:start + RESIZE_CHUNK])
+        part = F.interpolate(part, size=size, mode="bilinear", align_corners=False, antialias=True)
+        chunks.append(_image_like(part.clamp(0.0, 1.0), x))
+    return torch.cat(chunks) if chunks else x.new_zeros((0, x.shape[1], *size))
+
+
+def resize(domain: Domain, pixels: float, generator: torch.Generator) -> Domain:
+    """Resize every image to ``pixels``×``pixels`` (bilinear, antialiased when shrinking).
+
+    Non-square images are stretched. Refuses (before allocating) a result larger
+    than the resident-memory limit (:mod:`tlcore.data.limits`). Loaders that
+    read images from files (``folder``, ``stl10``) apply a leading ``resize``
+    while reading instead. Deterministic; ``generator`` is unused.
+    """
+    from .limits import check_resident_size
+
+    side = _whole_number("resize", pixels)
+    channels, height, width = domain.input_shape
+    total = len(domain.y_train) + len(domain.y_test)
+    check_resident_size(f"{domain.name}:resize={side}", total, (channels, side, side),
+                        bytes_per_value=domain.x_train.element_size())
+    return domain.with_steps(
+        f"resized from {height}×{width} to {side}×{side} (bilinear, antialiased)",
+        x_train=resize_images(domain.x_train, (side, side)), x_test=resize_images(domain.x_test, (side, side)),
+    )
+
+
+def limit_per_class(domain: Domain, count: float, generator: torch.Generator) -> Domain:
+    """Keep at most ``count`` examples of each class in each split (a seeded random choice).
+
+    Classes with fewer examples keep them all; the kept rows stay in their
+    original order. Useful to make a large dataset quick to train on, or small
+    enough to hold in memory (loaders that read files apply a leading ``limit``
+    before decoding).
+    """
+    per_class = _whole_number("limit", count)
+    keep, reports = {}, []
+    for split in SPLITS:
+        y = getattr(domain, f"y_{split}")
+        kept = []
+        for label in range(domain.num_classes):
+            members = torch.nonzero(y == label).flatten()
+            if len(members) > per_class:
+                members = members[torch.randperm(len(members), generator=generator)[:per_class]]
+            kept.append(members)
+        keep[split] = torch.sort(torch.cat(kept)).values if kept else torch.zeros(0, dtype=torch.int64)
+        reports.append(f"{split} {len(keep[split])}/{len(y)} kept")
+    return _take(
+        domain, keep,
+        f"limited to at most {per_class} examples per class in each split (seeded random choice); "
+        + ", ".join(reports),
+    )
+
+
 # --------------------------------------------------------------------------- the registry
 SHIFTS: dict[str, ShiftDef] = {
     "rotate": ShiftDef(
@@ -627,6 +701,14 @@ SHIFTS: dict[str, ShiftDef] = {
     "bias": ShiftDef(
         "bias", True, (-10.0, 10.0), BOTH_KINDS, value_name="STRENGTH", apply=selection_bias,
         help="sample-selection bias along the first principal component: covariate shift keeping p(y|x)",
+    ),
+    "resize": ShiftDef(
+        "resize", True, (8.0, 1024.0), IMAGES_ONLY, value_name="PX", apply=resize,
+        help="resize images to PX×PX pixels (bilinear); first in a file-based spec, it applies while reading",
+    ),
+    "limit": ShiftDef(
+        "limit", True, (1.0, 1e7), BOTH_KINDS, value_name="N", apply=limit_per_class,
+        help="keep at most N examples per class in each split (seeded); first in a file-based spec, before decoding",
     ),
 }
 

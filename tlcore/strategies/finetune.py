@@ -14,7 +14,9 @@ class FinetuneConfig:
     freeze_depth: int = spec(0, "feature blocks frozen from the input during fine-tuning "
                                 "(0 = none, -1 = all: a linear probe on the source features)", -1, 64)
     pretrain_share: float = spec(0.5, "fraction of the step budget spent pretraining on the source", 0.05, 0.95)
-    finetune_lr_scale: float = spec(1.0, "fine-tuning learning rate as a multiple of lr", 1e-3, 10.0)
+    finetune_lr_scale: float = spec(0.1, "fine-tuning learning rate as a multiple of lr (a smaller rate "
+                                         "than pretraining is common practice: it keeps what the source taught)",
+                                    1e-3, 10.0)
     reset_head: bool = spec(False, "re-initialise the classifier head before fine-tuning")
 
 

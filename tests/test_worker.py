@@ -1,0 +1,75 @@
+"""Background worker: runs outside the caller's thread, stops for real, records status."""
+import time
+
+from tlcore import runs as runs_module
+from tlcore.runs import RunStore
+from tlcore.worker import Worker
+
+from helpers import fast_config
+
+
+def _wait_for(predicate, timeout=30.0):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_run_in_background_completes_and_is_recorded():
+    store, worker = RunStore(), Worker()
+    run_id = worker.start_run(fast_config(), store)
+    assert store.get_run(run_id).status in ("queued", "running", "done")
+    assert worker.wait(run_id, 60)
+    rec = store.get_run(run_id)
+    assert rec.status == "done" and rec.metrics["target_accuracy"] >= 0
+    kinds = [e["kind"] for e in store.events(run_id)]
+    assert kinds[0] == "started" and kinds[-1] == "result" and "step" in kinds
+    assert run_id not in runs_module.live_ids
+
+
+def test_stop_really_stops_within_a_second():
+    store, worker = RunStore(), Worker()
+    run_id = worker.start_run(fast_config(epochs=500, log_every=1), store)
+    assert _wait_for(lambda: any(e["kind"] == "step" for e in store.events(run_id)))
+    t0 = time.perf_counter()
+    assert worker.stop(run_id, wait=5.0)
+    assert time.perf_counter() - t0 < 1.0
+    rec = store.get_run(run_id)
+    assert rec.status == "stopped"
+    assert rec.metrics["steps"] < 500 * 16
+    assert store.events(run_id)[-1]["kind"] == "result"
+
+
+def test_events_are_readable_while_the_run_writes():
+    store, worker = RunStore(), Worker()
+    run_id = worker.start_run(fast_config(epochs=40, log_every=2), store)
+    seen, last = [], -1
+    while worker.is_alive(run_id) or last < 0:
+        new = store.events(run_id, after_seq=last)
+        if new:
+            seen.extend(new)
+            last = new[-1]["seq"]
+        time.sleep(0.01)
+    seen.extend(store.events(run_id, after_seq=last))
+    seqs = [e["seq"] for e in seen]
+    assert seqs == sorted(set(seqs)) and seen[-1]["kind"] == "result"
+
+
+def test_a_stopped_or_finished_run_is_not_marked_interrupted():
+    store, worker = RunStore(), Worker()
+    run_id = worker.start_run(fast_config(), store)
+    assert store.mark_interrupted() == 0  # live in this process
+    worker.wait(run_id, 60)
+    assert store.mark_interrupted() == 0
+    assert store.get_run(run_id).status == "done"
+
+
+def test_bad_config_raises_before_anything_is_stored():
+    import pytest
+    from tlcore.errors import TransferLabError
+    store, worker = RunStore(), Worker()
+    with pytest.raises(TransferLabError):
+        worker.start_run(fast_config(strategy="nope"), store)
+    assert store.list_runs() == []
