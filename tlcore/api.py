@@ -59,6 +59,21 @@ def _metrics_from(result: ev.ResultEvent) -> dict[str, Any]:
     return m
 
 
+def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
+    """How the data reached the model, in words, for the run record: each domain's steps, the
+    pair's harmonisation (channels, size, class order), the label budget and the model's own input
+    handling; and which weights the model started from (pretrained backbones)."""
+    lines = list(trainer.pair.describe())
+    notes = getattr(trainer.model, "input_notes", None)
+    if notes:
+        lines.append(f"model: {notes}")
+    record: dict[str, Any] = {"preprocessing": lines}
+    weights = getattr(trainer.model, "weights_note", None)
+    if weights:
+        record["model_weights"] = weights
+    return record
+
+
 def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: StopFlag | None = None,
                    on_event: Callable[[str, ev.Event], None] | None = None, with_baseline: bool = True,
                    run_id: str | None = None, tags: dict | None = None, flush_interval_s: float = 0.2) -> RunOutcome:
@@ -104,6 +119,7 @@ def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: St
         raise
     assert result is not None
     metrics = _metrics_from(result)
+    metrics.update(preprocessing_record(trainer))
     ckpt = save_checkpoint(trainer, run_id)
     base = baseline_config(config)
     if with_baseline and base is not None and result.status == "done":

@@ -48,6 +48,43 @@ class ProgressBar:
         self.stream.flush()
 
 
+class DownloadBar:
+    """Download progress (tlcore.download.DownloadProgress) on stderr, like :class:`ProgressBar`."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, report) -> None:
+        now = time.monotonic()
+        if not report.finished and report.done_bytes and now - self._last < (0.2 if self.tty else 5.0):
+            return
+        self._last = now
+        total = f"/{report.total_bytes / 1e6:.1f}" if report.total_bytes else ""
+        line = f"downloading {report.filename}: {report.done_bytes / 1e6:.1f}{total} MB"
+        if report.finished:
+            line += " done"
+        self.stream.write(("\r" + line + " " * 4 + ("\n" if report.finished else "")) if self.tty else line + "\n")
+        self.stream.flush()
+
+
+def _cmd_download(args) -> int:
+    from .data.torchvision_data import SOURCES, download_dataset, resolve_data_dir
+    names = list(SOURCES) if args.names == ["all"] else args.names
+    for name in names:
+        statuses = download_dataset(name, args.data_dir or None, progress=None if args.quiet else DownloadBar())
+        print(f"{name}: {len(statuses)} file(s) verified in {resolve_data_dir(args.data_dir or None)}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from .models import MODELS
+    for name, info in MODELS.items():
+        print(f"  {name:<32} {'/'.join(sorted(info.kinds)):<7} {info.description}")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import describe_datasets, describe_shifts
     rows, shifts = describe_datasets(), describe_shifts()
@@ -94,10 +131,12 @@ def _cmd_run(args) -> int:
     config = RunConfig(source=args.source, target=args.target, strategy=args.strategy,
                        params=_parse_params(args.param), target_labels=args.target_labels, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                       threads=args.threads, data_dir=args.data_dir or "")
+                       threads=args.threads, data_dir=args.data_dir or "", model=args.model)
     store = RunStore(args.store) if args.store else RunStore()
     bar = None if args.quiet else ProgressBar()
-    out = run_experiment(config, store=store, on_event=bar, with_baseline=not args.no_baseline)
+    from .download import download_progress
+    with download_progress(None if args.quiet else DownloadBar()):
+        out = run_experiment(config, store=store, on_event=bar, with_baseline=not args.no_baseline)
     m = out.metrics
     summary = {"run_id": out.run_id, "status": out.status, "strategy": args.strategy, "source": args.source,
                "target": args.target, "target_labels": args.target_labels, "seed": args.seed,
@@ -132,6 +171,10 @@ def _cmd_gap(args) -> int:
         print(f"{args.source} -> {args.target} (input space)")
         print(f"  MMD²  {test.mmd2:.5f}  (permutation p-value {test.p_value:.4f}, {test.num_permutations} permutations)")
         print(f"  proxy A-distance  {pad.pad:.4f}  (held-out domain classifier accuracy {pad.domain_accuracy:.3f})")
+        if pair.harmonisation:
+            print("harmonisation (applied to both domains before measuring):")
+            for step in pair.harmonisation:
+                print(f"  {step}")
     return 0
 
 
@@ -190,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=d.seed)
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=0)
-    s.add_argument("--data-dir", default="")
+    s.add_argument("--data-dir", default="", help="dataset directory (default: $TRANSFER_LAB_DATA or <home>/data)")
+    s.add_argument("--model", default=d.model, help="model name (see `tlcore models`); auto = mlp or lenet")
     s.add_argument("--store", default="", help="run store path (default: the per-user store)")
     s.add_argument("--no-baseline", action="store_true", help="skip the matched target_only baseline (no NTG)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -205,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default="")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_gap)
+
+    s = sub.add_parser("download", help="download and verify datasets into the data directory")
+    s.add_argument("names", nargs="+", metavar="NAME", help="dataset names (mnist, usps, svhn, ...) or all")
+    s.add_argument("--data-dir", default="", help="dataset directory (default: $TRANSFER_LAB_DATA or <home>/data)")
+    s.add_argument("--quiet", action="store_true", help="no progress")
+    s.set_defaults(func=_cmd_download)
+
+    s = sub.add_parser("models", help="list models, torchvision backbones included")
+    s.set_defaults(func=_cmd_models)
 
     s = sub.add_parser("runs", help="list, export or delete stored runs")
     s.add_argument("--status")

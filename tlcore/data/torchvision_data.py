@@ -225,13 +225,18 @@ def _unique(items):
 def _missing_message(name: str, root: Path, statuses: list[FileStatus], reason: str) -> str:
     source = _source(name)
     expected = expected_files(name, root)
-    folders = _unique(str(e.path.parent) for e in expected)
-    lines = [f"dataset {name!r} ({source.title}) is not complete in {root} and could not be downloaded: {reason}"]
-    lines.append(f"Put these files in {' and '.join(folders)} (torchvision's layout for root={root}):")
+    lines = [f"dataset {name!r} ({source.title}) is not complete in {root} and could not be downloaded ({reason})."]
+    downloads: dict[Path, tuple[str, list[str]]] = {}  # what to fetch -> (url, files it provides)
     for status, file in zip(statuses, expected):
         if status.state != "ok":
-            where = f" from {file.url}" if file.archive is None else f" (inside {file.archive.name}, from {file.url})"
-            lines.append(f"  {file.path.relative_to(root)}  [{status.state}]{where}")
+            key = file.archive if file.archive is not None else file.path
+            downloads.setdefault(key, (file.url, []))[1].append(str(file.path.relative_to(root)))
+    lines.append(f"Put these files under {root} (torchvision's layout for root={root}); downloaded archives are "
+                 "verified and extracted automatically:")
+    for path, (url, provides) in downloads.items():
+        provided = [item for item in provides if item != str(path.relative_to(root))]
+        extracted = f"  (or, extracted: {', '.join(provided)})" if provided else ""
+        lines.append(f"  {path.relative_to(root)}  from {url}{extracted}")
     lines.append(f"or, on a machine with network, run: tlcore download {name} --data-dir DIR and copy DIR here.")
     return "\n".join(lines)
 
@@ -269,23 +274,23 @@ class Source:
 SOURCES: dict[str, Source] = {
     "mnist": Source("mnist", "MNIST", "MNIST", "mnist",
                     "MNIST handwritten digits (LeCun et al. 1998): 60000 train / 10000 test, 1×28×28"),
-    "fashion_mnist": Source("fashion_mnist", "Fashion-MNIST", "FashionMNIST", "mnist",
-                            "Fashion-MNIST clothing (Xiao et al. 2017): 60000 train / 10000 test, 1×28×28, 10 classes"),
-    "kmnist": Source("kmnist", "Kuzushiji-MNIST", "KMNIST", "mnist",
-                     "Kuzushiji-MNIST cursive Japanese (Clanuwat et al. 2018): 60000 train / 10000 test, 1×28×28"),
+    "mnistm": Source("mnistm", "MNIST-M (reconstruction)", "MNIST", "mnist",
+                     "MNIST-M-style reconstruction: MNIST digits blended with colour photo patches as in Ganin et al. "
+                     "2016 (scikit-learn's photos, not BSDS500), fixed seed: 60000 train / 10000 test, 3×28×28"),
     "usps": Source("usps", "USPS", "USPS", "usps",
                    "USPS handwritten digits (Hull 1994): 7291 train / 2007 test, 1×16×16"),
     "svhn": Source("svhn", "SVHN", "SVHN", "svhn",
                    "SVHN house-number digits (Netzer et al. 2011), cropped: 73257 train / 26032 test, 3×32×32"),
+    "fashion_mnist": Source("fashion_mnist", "Fashion-MNIST", "FashionMNIST", "mnist",
+                            "Fashion-MNIST clothing (Xiao et al. 2017): 60000 train / 10000 test, 1×28×28, 10 classes"),
+    "kmnist": Source("kmnist", "Kuzushiji-MNIST", "KMNIST", "mnist",
+                     "Kuzushiji-MNIST cursive Japanese (Clanuwat et al. 2018): 60000 train / 10000 test, 1×28×28"),
     "cifar10": Source("cifar10", "CIFAR-10", "CIFAR10", "cifar",
                       "CIFAR-10 (Krizhevsky 2009), the 9 classes shared with STL-10 (frog dropped): "
                       "45000 train / 9000 test, 3×32×32"),
     "stl10": Source("stl10", "STL-10", "STL10", "stl",
                     "STL-10 (Coates et al. 2011), the 9 classes shared with CIFAR-10 (monkey dropped): "
                     "4500 train / 7200 test, 96×96 downsampled to 3×32×32 (stl10:resize=96 keeps 96)"),
-    "mnistm": Source("mnistm", "MNIST-M (reconstruction)", "MNIST", "mnist",
-                     "MNIST-M-style reconstruction: MNIST digits blended with colour photo patches as in Ganin et al. "
-                     "2016 (scikit-learn's photos, not BSDS500), fixed seed: 60000 train / 10000 test, 3×28×28"),
 }
 
 

@@ -127,6 +127,8 @@ def task_loss(outputs: Mapping[str, tuple[torch.Tensor, torch.Tensor]], batch: B
               names: tuple[str, ...], sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy over the labelled streams in ``names`` (pooled; optional per-example
     weights for the first stream, used by importance weighting)."""
+    if len(names) == 1 and sample_weight is None:  # the common case, in the fewest ops
+        return F.cross_entropy(outputs[names[0]][1].float(), batch[names[0]].y)
     losses, counts = [], 0
     for i, n in enumerate(names):
         logits = outputs[n][1].float()
