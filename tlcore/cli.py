@@ -93,7 +93,7 @@ def _cmd_datasets(args) -> int:
         return 0
     print("datasets:")
     for r in rows:
-        print(f"  {r['name']:<14} {r['kind']:<7} {'built-in' if r['builtin'] else 'download'}  {r['description']}")
+        print(f"  {r['name']:<14} {r['kind']:<7} {'built-in' if r['builtin'] else ('files' if r['takes_argument'] else 'download'):<8}  {r['description']}")
     print("shifts (append to a dataset as NAME:SHIFT,SHIFT, e.g. digits:rotate=30,invert):")
     for s in shifts:
         arg = f"={s['value_name']}" if s["takes_value"] else ""

@@ -1,0 +1,72 @@
+"""Transfer Lab in the browser: ``streamlit run app.py``.
+
+This file only sets the page, the shared sidebar (seed, device) and the
+navigation over the pages in ``pages/``; each page reads its state, calls the
+engine (``tlcore``) and renders.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # `pages` and `tlcore` import from a plain checkout
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from pages import _keys as K  # noqa: E402
+from pages import _ui as ui  # noqa: E402
+from tlcore.device import describe_device, select_device  # noqa: E402
+from tlcore.embed import umap_status, warm_up_umap  # noqa: E402
+from tlcore.train import warm_up  # noqa: E402
+
+st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
+
+
+def _quiet(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - a warm-up that fails only costs time later
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def start_up(store_path: str) -> dict:
+    """Once per process and run store: start the warm-ups in background threads (UMAP's numba
+    compilation; torch's first optimiser step) and mark runs whose process died as interrupted.
+    ``TRANSFER_LAB_WARMUP=0`` skips the warm-ups (the page tests)."""
+    if os.environ.get("TRANSFER_LAB_WARMUP", "1") != "0":
+        warm_up_umap()
+        threading.Thread(target=_quiet, args=(warm_up,), name="torch-warmup", daemon=True).start()
+    return {"interrupted": ui.store().mark_interrupted(), "device": describe_device(select_device("auto"))}
+
+
+startup = start_up(str(ui.store().path))
+ui.init_state()
+
+page = st.navigation([
+    st.Page("pages/lab.py", title="Lab", icon=":material/science:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/inspect_run.py", title="Inspect", icon=":material/insights:", url_path="inspect"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
+])
+
+with st.sidebar:
+    st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
+                    help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
+    st.caption(f"**Device:** {startup['device']}")
+    umap = umap_status()
+    if umap["error"]:
+        st.caption(f"**UMAP:** unavailable ({umap['error']}); PCA is shown instead")
+    elif umap["ready"]:
+        st.caption(f"**UMAP:** ready (warmed up in {umap['seconds']:.0f} s)")
+    elif os.environ.get("TRANSFER_LAB_WARMUP", "1") != "0":
+        st.caption("**UMAP:** warming up in the background…")
+    if startup["interrupted"]:
+        st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session were marked interrupted.")
+
+page.run()

@@ -1,0 +1,695 @@
+"""What the pages share: session state, cached engine calls, background projections, charts.
+
+Pages stay thin: they read state, call the engine through the helpers here
+and render. Nothing here trains a model or computes a metric itself; the
+engine (``tlcore``) does. Data and metrics are cached with ``st.cache_data``
+(keyed by the run store path and run id where a run is involved); a model is
+never cached: the Inspect page rebuilds a stored run from its checkpoint.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import statistics
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from tlcore.api import load_trained
+from tlcore.config import FieldInfo, RunConfig, form_fields
+from tlcore.data import DATASETS, SHIFTS, DatasetSpec, DomainPair, make_pair, parse_spec
+from tlcore.data.domain import as_float
+from tlcore.embed import project_pca, project_umap
+from tlcore.errors import TransferLabError
+from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
+from tlcore.presets import PRESETS
+from tlcore.runs import ACTIVE_STATUSES, RunRecord, RunStore
+from tlcore.strategies import STRATEGIES
+from tlcore.worker import get_worker
+
+from pages import _keys as K
+
+# --- look ------------------------------------------------------------------------------------
+SOURCE_COLOUR, TARGET_COLOUR = "#1f6fb4", "#e8710a"
+DOMAIN_COLOURS = (SOURCE_COLOUR, TARGET_COLOUR)
+DOMAIN_NAMES = ("source", "target")
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+BAD, GOOD = "#d62728", "#2ca02c"
+FONT = dict(size=16)
+LIVE_INTERVAL_S = 0.5       # the Train page's live refresh
+PENDING_INTERVAL_S = 1.0    # the Inspect page's check for a finished baseline or UMAP
+
+
+def class_colour(c: int) -> str:
+    return CLASS_COLOURS[c % len(CLASS_COLOURS)]
+
+
+def layout(fig: go.Figure, title: str | None = None, height: int = 340, **kw) -> go.Figure:
+    """A projector-friendly layout: large type, tight margins, legend on top."""
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=18)) if title else None, height=height, font=FONT,
+        margin=dict(l=10, r=10, t=50 if title else 10, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0, font=dict(size=14)),
+        **kw)
+    return fig
+
+
+# --- state ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShiftControl:
+    """How the Data page draws one engine shift (see ``tlcore.data.SHIFTS``)."""
+
+    name: str
+    label: str
+    neutral: float | bool          # the value that means "not applied"
+    step: float = 0.05
+    lo: float | None = None        # a narrower range than the engine's, for a usable slider
+    hi: float | None = None
+    advanced: bool = False
+
+
+SHIFT_CONTROLS = (
+    ShiftControl("rotate", "Rotation (degrees)", 0.0, 5.0, lo=-180.0, hi=180.0),
+    ShiftControl("invert", "Invert intensities", False),
+    ShiftControl("noise", "Gaussian noise (σ)", 0.0, 0.05),
+    ShiftControl("blur", "Blur (σ, pixels)", 0.0, 0.25),
+    ShiftControl("texture", "Texture blending (α)", 0.0, 0.05),
+    ShiftControl("label_noise", "Label noise (rate)", 0.0, 0.05),
+    ShiftControl("prior", "Class-prior shift (most / least frequent)", 1.0, 1.0),
+    ShiftControl("permute", "Label permutation (fraction of classes)", 0.0, 0.1),
+    ShiftControl("scale", "Scale (zoom)", 1.0, 0.05, advanced=True),
+    ShiftControl("bias", "Sample-selection bias", 0.0, 0.5, advanced=True),
+)
+CONTROLS = {c.name: c for c in SHIFT_CONTROLS}
+assert set(CONTROLS) == set(SHIFTS), "every engine shift needs a control on the Data page"
+
+
+def shift_range(control: ShiftControl, kind: str) -> tuple[float, float]:
+    lo, hi = SHIFTS[control.name].range_for(kind)
+    return (max(lo, control.lo) if control.lo is not None else float(lo),
+            min(hi, control.hi) if control.hi is not None else float(hi))
+
+
+def applies(control: ShiftControl, kind: str) -> bool:
+    return kind in SHIFTS[control.name].applies_to
+
+
+def spec_state(role: str, spec: str) -> dict[str, Any]:
+    """Widget values of ``role``'s dataset and shift controls that reproduce ``spec``."""
+    parsed = parse_spec(spec)
+    kind = DATASETS[parsed.dataset].kind
+    values: dict[str, Any] = {K.dataset(role): parsed.dataset}
+    for c in SHIFT_CONTROLS:
+        values[K.shift(role, c.name)] = c.neutral if isinstance(c.neutral, bool) else float(c.neutral)
+    for name, value in parsed.shifts:
+        c = CONTROLS[name]
+        if isinstance(c.neutral, bool):
+            values[K.shift(role, name)] = True
+        else:
+            value = SHIFTS[name].default if value is None else value
+            lo, hi = shift_range(c, kind)
+            values[K.shift(role, name)] = float(min(max(value, lo), hi))
+    return values
+
+
+def param_state(strategy: str, params: dict | None = None) -> dict[str, Any]:
+    """Widget values of ``strategy``'s hyperparameters: defaults, overridden by ``params``."""
+    params = params or {}
+    return {K.param(strategy, f.name): _widget_value(f, params.get(f.name, f.default))
+            for f in form_fields(STRATEGIES[strategy].Config)}
+
+
+def _widget_value(f: FieldInfo, value: Any) -> Any:
+    if f.type is float:
+        return float(value)
+    return value
+
+
+def default_state() -> dict[str, Any]:
+    run = RunConfig()
+    values = dict(K.DEFAULTS)
+    values.update(spec_state("source", run.source))
+    values.update(spec_state("target", run.target))
+    for name in STRATEGIES:
+        values.update(param_state(name))
+    return values
+
+
+def init_state() -> None:
+    """Seed missing keys with their defaults, and keep every ``w.`` widget value across pages.
+
+    Streamlit forgets a widget's value when its page is not drawn; writing the
+    value back at the start of every run keeps it (the documented way to carry
+    widget state between pages).
+    """
+    state = st.session_state
+    for key, value in default_state().items():
+        if key not in state:
+            state[key] = value
+    for key in list(state.keys()):
+        if isinstance(key, str) and key.startswith(K.WIDGET):
+            state[key] = state[key]
+
+
+def spec_from_state(role: str) -> str:
+    """The engine's spec text for ``role``, built from the Data page's controls."""
+    state = st.session_state
+    dataset = state[K.dataset(role)]
+    kind = DATASETS[dataset].kind
+    shifts = []
+    for c in SHIFT_CONTROLS:
+        if not applies(c, kind):
+            continue
+        value = state.get(K.shift(role, c.name), c.neutral)
+        if isinstance(c.neutral, bool):
+            if value:
+                shifts.append((c.name, None))
+        elif float(value) != float(c.neutral):
+            shifts.append((c.name, float(value)))
+    return str(DatasetSpec(dataset=dataset, shifts=tuple(shifts)))
+
+
+def params_from_state(strategy: str) -> dict[str, Any]:
+    state = st.session_state
+    return {f.name: state.get(K.param(strategy, f.name), f.default) for f in form_fields(STRATEGIES[strategy].Config)}
+
+
+def config_from_state() -> RunConfig:
+    """The run the Train page would start. Raises TransferLabError for invalid settings."""
+    state = st.session_state
+    strategy = state[K.STRATEGY]
+    return RunConfig(source=spec_from_state("source"), target=spec_from_state("target"), strategy=strategy,
+                     params=params_from_state(strategy), target_labels=int(state[K.BUDGET]),
+                     epochs=int(state[K.EPOCHS]), batch_size=int(state[K.BATCH_SIZE]), lr=float(state[K.LR]),
+                     seed=int(state[K.SEED]))
+
+
+def apply_config(config: RunConfig) -> None:
+    """Fill the Data and Train pages' widgets with ``config`` (used by presets)."""
+    state = st.session_state
+    updates = {**spec_state("source", config.source), **spec_state("target", config.target),
+               **param_state(config.strategy, config.params),
+               K.STRATEGY: config.strategy, K.BUDGET: config.target_labels, K.EPOCHS: config.epochs,
+               K.BATCH_SIZE: config.batch_size, K.LR: float(config.lr), K.SEED: config.seed}
+    for key, value in updates.items():
+        state[key] = value
+
+
+def flash(message: str | None = None, kind: str = "success") -> None:
+    """Queue ``message`` ("success", "warning" or "error") for the next run, or show (and clear)
+    the queued one."""
+    if message is not None:
+        st.session_state[K.FLASH] = (kind, message)
+    elif st.session_state.get(K.FLASH):
+        kind, message = st.session_state.pop(K.FLASH)
+        getattr(st, kind)(message)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+def store() -> RunStore:
+    """The run store of this app (``$TRANSFER_LAB_HOME/runs.sqlite`` or the user data directory)."""
+    return RunStore()
+
+
+def attach(run_id: str | None) -> None:
+    """Make ``run_id`` the run the Train page shows (events are read again from the store)."""
+    state = st.session_state
+    state[K.RUN_ID] = run_id
+    state[K.EVENTS] = []
+    state[K.LAST_SEQ] = -1
+    state[K.POLL_MS] = []
+    state[K.FIRST_POINT_S] = None
+    if run_id:
+        st.query_params["run"] = run_id
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+
+
+def start_run(config: RunConfig, tags: dict | None = None) -> str:
+    """Start ``config`` in the background worker and attach the Train page to it."""
+    run_id = get_worker().start_run(config, store(), tags=tags)
+    attach(run_id)
+    st.session_state[K.STARTED_AT] = time.perf_counter()
+    return run_id
+
+
+def start_from_state() -> None:
+    """Start button callback: start the configured run, or keep the error to show."""
+    st.session_state[K.TRAIN_ERROR] = None
+    try:
+        start_run(config_from_state())
+    except TransferLabError as exc:
+        st.session_state[K.TRAIN_ERROR] = str(exc)
+
+
+def stop_attached() -> None:
+    """Stop button callback: stop the attached run; the worker records it as stopped."""
+    run_id = st.session_state.get(K.RUN_ID)
+    if not run_id:
+        return
+    worker = get_worker()
+    if worker.job(run_id) is None:
+        st.session_state[K.TRAIN_ERROR] = (f"run {run_id} is not running in this app's process "
+                                           "(it was started elsewhere), so it cannot be stopped from here")
+        return
+    worker.stop(run_id, wait=1.5)
+
+
+def apply_preset(name: str) -> str:
+    """Fill the pages with preset ``name`` and start it, plus the strategies it compares with."""
+    preset = PRESETS[name]
+    apply_config(preset.config)
+    run_id = start_run(preset.config, tags={"preset": name})
+    automatic = "target_only" if preset.config.target_labels > 0 else None  # run_experiment's NTG baseline
+    for strategy in preset.compare_with:
+        if strategy != automatic and strategy != preset.config.strategy:
+            get_worker().start_run(preset.config.replace(strategy=strategy, params={}), store(),
+                                   tags={"preset": name, "compare_with": run_id})
+    return run_id
+
+
+def pull_events(run_id: str) -> list[dict]:
+    """Read the attached run's new events into session state (incremental); return all so far."""
+    state = st.session_state
+    new = store().events(run_id, after_seq=state.get(K.LAST_SEQ, -1))
+    if new:
+        state[K.EVENTS] = state.get(K.EVENTS, []) + new
+        state[K.LAST_SEQ] = new[-1]["seq"]
+    return state.get(K.EVENTS, [])
+
+
+def run_label(rec: RunRecord) -> str:
+    acc = rec.metrics.get("target_accuracy")
+    acc_text = f" · target acc {acc:.3f}" if isinstance(acc, (int, float)) else ""
+    return f"{rec.id} · {rec.strategy} · {rec.source} → {rec.target} · seed {rec.seed} · {rec.status}{acc_text}"
+
+
+def runs_frame(records: Sequence[RunRecord]):
+    """Stored runs as a table for st.dataframe (newest first)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        m = r.metrics
+        rows.append({
+            "id": r.id, "created": pd.Timestamp(r.created_at, unit="s").strftime("%Y-%m-%d %H:%M:%S"),
+            "status": r.status, "strategy": r.strategy, "source": r.source, "target": r.target,
+            "seed": r.seed, "labels/class": r.target_labels,
+            "target acc": m.get("target_accuracy"), "source acc": m.get("source_accuracy"),
+            "NTG": m.get("ntg"), "target_only acc": m.get("target_only_accuracy"),
+            "steps": m.get("steps"), "seconds": m.get("elapsed_s"),
+        })
+    return pd.DataFrame(rows, columns=["id", "created", "status", "strategy", "source", "target", "seed",
+                                       "labels/class", "target acc", "source acc", "NTG", "target_only acc",
+                                       "steps", "seconds"])
+
+
+RUN_COLUMNS = {
+    "target acc": st.column_config.NumberColumn(format="%.3f"),
+    "source acc": st.column_config.NumberColumn(format="%.3f"),
+    "NTG": st.column_config.NumberColumn(format="%+.3f", help="negative-transfer gap: target error with the "
+                                         "source − without it (positive = the source hurt)"),
+    "target_only acc": st.column_config.NumberColumn(format="%.3f"),
+    "seconds": st.column_config.NumberColumn(format="%.1f"),
+}
+
+
+# --- cached engine calls ---------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=16)
+def load_pair(source: str, target: str, seed: int, budget: int) -> DomainPair:
+    """``tlcore.data.make_pair``, cached; raises TransferLabError for a pair that cannot be made."""
+    return make_pair(source, target, seed=seed, target_labels=budget)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def pair_gap(source: str, target: str, seed: int) -> tuple[GapReport, Cloud]:
+    """The gap between raw source and target inputs, and a 2-D view of them (PCA for images)."""
+    pair = load_pair(source, target, seed, 0)
+    return input_gap(pair, seed=seed), input_cloud(pair, max_points=500, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_inspection(store_path: str, run_id: str, updated_at: float) -> RunInspection:
+    """Features, predictions, feature-space gap and decision grid of a stored run (rebuilt from
+    its checkpoint; the model itself is not kept)."""
+    trainer, artifacts = load_trained(run_id, RunStore(store_path))
+    pair = trainer.pair
+    bounds = None
+    if pair.kind == "vector" and pair.input_shape == (2,):
+        import torch
+        bounds = grid_bounds(torch.cat([pair.source.x_train, pair.source.x_test,
+                                        pair.target.x_train, pair.target.x_test]))
+    return inspect_trainer(trainer, artifacts, seed=trainer.config.seed, grid_bounds_=bounds)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def pca_of_run(store_path: str, run_id: str, updated_at: float) -> np.ndarray:
+    return project_pca(run_inspection(store_path, run_id, updated_at).features)
+
+
+# --- UMAP in the background ----------------------------------------------------------------------
+# UMAP takes seconds, so it runs in one background thread while the page shows PCA at once;
+# results stay here per (store, run), shared by every session (they are data, not models).
+_umap_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="umap")
+_umap_jobs: dict[tuple[str, str, float], Future] = {}
+_umap_lock = threading.Lock()
+
+
+def umap_of_run(store_path: str, run_id: str, updated_at: float, features: np.ndarray, seed: int) -> Future:
+    key = (store_path, run_id, updated_at)
+    with _umap_lock:
+        job = _umap_jobs.get(key)
+        if job is None:  # a failed job stays failed: the page shows its error instead of retrying
+            job = _umap_pool.submit(_timed_umap, features, seed)
+            _umap_jobs[key] = job
+            while len(_umap_jobs) > 32:
+                _umap_jobs.pop(next(iter(_umap_jobs)))
+        return job
+
+
+def umap_done(store_path: str, run_id: str) -> bool:
+    """Whether a UMAP job of this run has finished (or failed); False when none was started."""
+    with _umap_lock:
+        return any(job.done() for (path, rid, _), job in _umap_jobs.items() if path == store_path and rid == run_id)
+
+
+def _timed_umap(features: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    coords = project_umap(features, seed=seed)
+    return coords, time.perf_counter() - t0
+
+
+# --- live training view ----------------------------------------------------------------------------
+def series(events: Sequence[dict]) -> dict[str, Any]:
+    """Events as plottable series: loss terms per step, accuracies and extras per evaluation."""
+    steps, losses = [], {}
+    eval_steps, src_acc, tgt_acc, extras = [], [], [], {}
+    started = None
+    for e in events:
+        kind = e["kind"]
+        if kind == "started":
+            started = e
+        elif kind == "step":
+            steps.append(e["step"])
+            for name, value in e["losses"].items():
+                if name != "total":
+                    losses.setdefault(name, [None] * (len(steps) - 1)).append(value)
+            for name in losses:
+                if len(losses[name]) < len(steps):
+                    losses[name].append(None)
+        elif kind == "eval":
+            eval_steps.append(e["step"])
+            src_acc.append(e["source_accuracy"])
+            tgt_acc.append(e["target_accuracy"])
+            for name, value in e["extras"].items():
+                extras.setdefault(name, [None] * (len(eval_steps) - 1)).append(value)
+            for name in extras:
+                if len(extras[name]) < len(eval_steps):
+                    extras[name].append(None)
+    return {"started": started, "steps": steps, "losses": losses, "eval_steps": eval_steps,
+            "source_accuracy": src_acc, "target_accuracy": tgt_acc, "extras": extras}
+
+
+def progress(events: Sequence[dict], status: str) -> tuple[float, str]:
+    """(fraction done, "step 120 / 480 · 3.1 s elapsed · ETA 9 s") from the latest events."""
+    last = next((e for e in reversed(events) if e["kind"] in ("step", "eval")), None)
+    result = next((e for e in reversed(events) if e["kind"] == "result"), None)
+    if result is not None:
+        total = last["total_steps"] if last else result["steps"]
+        return (min(1.0, result["steps"] / max(1, total)),
+                f"{result['status']} after {result['steps']} / {total} steps · {result['elapsed_s']:.1f} s")
+    if last is None:
+        return 0.0, "starting…" if status in ACTIVE_STATUSES else status
+    step, total, elapsed = last["step"], last["total_steps"], last["elapsed_s"]
+    eta = elapsed / max(step, 1) * (total - step)
+    return (min(1.0, step / max(1, total)),
+            f"step {step} / {total} · {elapsed:.1f} s elapsed · ETA {eta:.0f} s")
+
+
+LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", "domain": "domain (discriminator)"}
+
+
+def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=300) -> go.Figure:
+    # A figure from plain dicts: building it costs a few ms, which keeps the live refresh cheap.
+    fig = go.Figure({"data": traces, "layout": {
+        "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}, "range": y_range},
+        "uirevision": "live"}})  # keep a user's zoom across refreshes
+    return layout(fig, title, height=height)
+
+
+def live_figures(events: Sequence[dict]) -> list[tuple[str, go.Figure]]:
+    """The Train page's charts: loss terms; source and target accuracy; domain-discriminator
+    accuracy (when the strategy has one) and feature MMD² over time."""
+    s = series(events)
+    figs = []
+    loss_traces = [{"type": "scatter", "mode": "lines", "x": s["steps"], "y": v, "name": LOSS_NAMES.get(k, k),
+                    "line": {"width": 3}} for k, v in s["losses"].items()]
+    figs.append(("losses", _lines(loss_traces, "Loss terms (raw, before weighting)", "step", "loss")))
+    acc_traces = [
+        {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": s["source_accuracy"],
+         "name": "source test", "line": {"width": 3, "color": SOURCE_COLOUR}},
+        {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": s["target_accuracy"],
+         "name": "target test", "line": {"width": 3, "color": TARGET_COLOUR}},
+    ]
+    figs.append(("accuracy", _lines(acc_traces, "Accuracy", "step", "accuracy", y_range=[0, 1.02])))
+    extras = s["extras"]
+    if "domain_accuracy" in extras:
+        figs.append(("domain", _lines(
+            [{"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": extras["domain_accuracy"],
+              "name": "discriminator", "line": {"width": 3, "color": "#6a3d9a"}},
+             {"type": "scatter", "mode": "lines", "x": [s["eval_steps"][0], s["eval_steps"][-1]] if s["eval_steps"]
+              else [], "y": [0.5, 0.5], "name": "chance (0.5)", "line": {"dash": "dash", "color": "#888"}}],
+            "Domain-discriminator accuracy (0.5 = domains indistinguishable)", "step", "accuracy",
+            y_range=[0.3, 1.02])))
+    if "feature_mmd2" in extras:
+        figs.append(("mmd", _lines(
+            [{"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": extras["feature_mmd2"],
+              "name": "feature MMD²", "line": {"width": 3, "color": "#33a02c"}}],
+            "Feature MMD² between source and target (test sets)", "step", "MMD²")))
+    return figs
+
+
+def ntg_badge(metrics: dict) -> None:
+    """Show the negative-transfer gap when the run has one; red when positive."""
+    ntg = metrics.get("ntg")
+    if not isinstance(ntg, (int, float)):
+        return
+    base = metrics.get("target_only_accuracy")
+    verdict = "negative transfer: the source hurt" if ntg > 0 else "the source helped"
+    colour = "red" if ntg > 0 else "green"
+    st.markdown(f"#### :{colour}[NTG {ntg:+.3f}] — {verdict}")
+    st.caption(f"NTG = target error with the source − target error of target_only "
+               f"(target_only accuracy {base:.3f}, this run {metrics.get('target_accuracy', float('nan')):.3f}).")
+
+
+# --- data views ------------------------------------------------------------------------------------
+def png_data_uri(image: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def to_uint8_image(x) -> np.ndarray:
+    """One image tensor (C, H, W) as (H, W, 3) uint8 for display."""
+    arr = as_float(x).clamp(0, 1).mul(255).round().byte().numpy()
+    arr = np.repeat(arr, 3, axis=0) if arr.shape[0] == 1 else arr[:3]
+    return np.ascontiguousarray(arr.transpose(1, 2, 0))
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def image_grid_figure(x, rows: list[list[int]], class_names: Sequence[str], title: str, gap: int = 2) -> go.Figure:
+    """One row of example images per class, with the class names along the left edge."""
+    per_row = max((len(r) for r in rows), default=0)
+    if per_row == 0:
+        return layout(go.Figure(), title)
+    h, w = x.shape[-2], x.shape[-1]
+    canvas = np.full((len(rows) * (h + gap), per_row * (w + gap), 3), 255, dtype=np.uint8)
+    for i, row in enumerate(rows):
+        for j, idx in enumerate(row):
+            canvas[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = to_uint8_image(x[idx])
+    fig = go.Figure(go.Image(source=png_data_uri(canvas), hoverinfo="skip"))
+    fig.update_yaxes(tickvals=[i * (h + gap) + h / 2 for i in range(len(rows))], ticktext=list(class_names),
+                     showgrid=False, zeroline=False)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return layout(fig, title, height=max(260, 46 * len(rows) + 60))
+
+
+def points_figure(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str,
+                  domain: np.ndarray | None = None, by: str = "class", sizes: np.ndarray | None = None,
+                  height: int = 420) -> go.Figure:
+    """A scatter of 2-D points coloured by class (or by domain), with one trace per group."""
+    fig = go.Figure()
+    groups = []
+    if by == "domain" and domain is not None:
+        groups = [(np.flatnonzero(domain == d), DOMAIN_NAMES[d], DOMAIN_COLOURS[d]) for d in (0, 1)]
+    else:
+        groups = [(np.flatnonzero(labels == c), str(name), class_colour(c)) for c, name in enumerate(class_names)]
+    for rows, name, colour in groups:
+        if len(rows) == 0:
+            continue
+        marker: dict[str, Any] = {"color": colour, "size": 7, "opacity": 0.75}
+        if sizes is not None:
+            marker["size"] = np.clip(4 + 6 * sizes[rows], 3, 40).tolist()
+            marker["line"] = {"width": 0.5, "color": "white"}
+        fig.add_trace(go.Scattergl(x=points[rows, 0], y=points[rows, 1], mode="markers", name=name, marker=marker))
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return layout(fig, title, height=height)
+
+
+def class_balance_figure(source_counts: Sequence[int], target_counts: Sequence[int],
+                         class_names: Sequence[str]) -> go.Figure:
+    names = [str(c) for c in class_names]
+    fig = go.Figure([go.Bar(x=names, y=list(source_counts), name="source", marker_color=SOURCE_COLOUR),
+                     go.Bar(x=names, y=list(target_counts), name="target", marker_color=TARGET_COLOUR)])
+    fig.update_layout(barmode="group", xaxis_title="class", yaxis_title="training examples")
+    return layout(fig, "Class balance (training sets)", height=320)
+
+
+def cloud_figure(cloud: Cloud, class_names: Sequence[str], title: str) -> go.Figure:
+    return points_figure(cloud.points, cloud.label, class_names, title, domain=cloud.domain, by="domain")
+
+
+# --- inspection views --------------------------------------------------------------------------------
+def embedding_figure(coords: np.ndarray, ins: RunInspection, by_class: bool, title: str) -> go.Figure:
+    """A 2-D embedding of test features; hover tells domain, index, class and prediction, and
+    each point's ``customdata[0]`` is its row in ``ins`` (for a selection)."""
+    names = ins.class_names
+    fig = go.Figure()
+    if by_class:
+        groups = [(np.flatnonzero(ins.label == c), str(n), class_colour(c)) for c, n in enumerate(names)]
+    else:
+        groups = [(np.flatnonzero(ins.domain == d), DOMAIN_NAMES[d], DOMAIN_COLOURS[d]) for d in (0, 1)]
+    for rows, name, colour in groups:
+        if len(rows) == 0:
+            continue
+        custom = [[int(r), DOMAIN_NAMES[ins.domain[r]], int(ins.index[r]), str(names[ins.label[r]]),
+                   str(names[ins.prediction[r]])] for r in rows]
+        symbols = ["circle" if ins.domain[r] == 0 else "diamond" for r in rows] if by_class else "circle"
+        fig.add_trace(go.Scattergl(
+            x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, customdata=custom,
+            marker={"color": colour, "size": 7, "opacity": 0.7, "symbol": symbols},
+            hovertemplate="%{customdata[1]} #%{customdata[2]}<br>class %{customdata[3]}"
+                          "<br>predicted %{customdata[4]}<extra></extra>"))
+    fig.update_layout(xaxis={"showticklabels": False}, yaxis={"showticklabels": False}, dragmode="select",
+                      clickmode="event+select")
+    return layout(fig, title, height=440)
+
+
+def selected_row(event: Any, fig: go.Figure) -> int | None:
+    """The inspection row of the first point selected in an embedding chart, if any."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return None
+    if not points:
+        return None
+    p = points[0]
+    custom = p.get("customdata")
+    if isinstance(custom, (list, tuple)) and custom:
+        return int(custom[0])
+    try:
+        return int(fig.data[p["curve_number"]].customdata[p["point_index"]][0])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def boundary_figure(grid, pair: DomainPair, title: str, weights: np.ndarray | None = None) -> go.Figure:
+    """The decision regions over the 2-D plane, with source (circles) and target (crosses)
+    test points coloured by their true class; source training points sized by importance
+    weights when given."""
+    names = pair.class_names
+    fig = go.Figure()
+    if grid.proba.shape[2] == 2:
+        fig.add_trace(go.Contour(
+            x=grid.xs, y=grid.ys, z=grid.proba[:, :, 1], zmin=0, zmax=1, showscale=False, hoverinfo="skip",
+            colorscale=[[0, "#9ec5ea"], [0.5, "#ffffff"], [1, "#f7c08a"]], opacity=0.85,
+            contours={"start": 0, "end": 1, "size": 0.1}, line={"width": 0}, name="p(class 1)"))
+        fig.add_trace(go.Contour(x=grid.xs, y=grid.ys, z=grid.proba[:, :, 1], showscale=False, hoverinfo="skip",
+                                 contours={"start": 0.5, "end": 0.5, "size": 1, "coloring": "none"},
+                                 line={"width": 3, "color": "#333"}, name="boundary"))
+    else:
+        scale = [[i / max(1, len(names) - 1), class_colour(i)] for i in range(len(names))]
+        fig.add_trace(go.Heatmap(x=grid.xs, y=grid.ys, z=grid.predicted, colorscale=scale, zmin=0,
+                                 zmax=len(names) - 1, showscale=False, opacity=0.3, hoverinfo="skip"))
+    src, tgt = pair.source, pair.target
+    if weights is not None:
+        xs = src.x_train.numpy()
+        fig.add_trace(go.Scattergl(
+            x=xs[:, 0], y=xs[:, 1], mode="markers", name="source (sized by importance weight)",
+            marker={"size": np.clip(3 + 5 * weights, 2, 30).tolist(), "color": [class_colour(c) for c in src.y_train.tolist()],
+                    "line": {"width": 0.5, "color": "#222"}, "opacity": 0.8}))
+    else:
+        xs = src.x_test.numpy()
+        fig.add_trace(go.Scattergl(x=xs[:, 0], y=xs[:, 1], mode="markers", name="source",
+                                   marker={"size": 6, "color": [class_colour(c) for c in src.y_test.tolist()],
+                                           "line": {"width": 0.5, "color": "#222"}}))
+    xt = tgt.x_test.numpy()
+    fig.add_trace(go.Scattergl(x=xt[:, 0], y=xt[:, 1], mode="markers", name="target",
+                               marker={"size": 7, "symbol": "x", "color": [class_colour(c) for c in tgt.y_test.tolist()]}))
+    fig.update_xaxes(range=[float(grid.xs[0]), float(grid.xs[-1])])
+    fig.update_yaxes(range=[float(grid.ys[0]), float(grid.ys[-1])], scaleanchor="x", scaleratio=1)
+    return layout(fig, title, height=460)
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str], title: str) -> go.Figure:
+    counts = np.asarray(confusion)
+    recall = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(z=recall, x=names, y=names, text=counts, texttemplate="%{text}", zmin=0, zmax=1,
+                               colorscale="Blues", showscale=False,
+                               hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="true class", type="category")
+    fig.update_xaxes(title="predicted class", type="category")
+    return layout(fig, title, height=380)
+
+
+def per_class_figure(named: list[tuple[str, Sequence[float], str]], class_names: Sequence[str]) -> go.Figure:
+    names = [str(c) for c in class_names]
+    fig = go.Figure([go.Bar(x=names, y=list(values), name=label, marker_color=colour)
+                     for label, values, colour in named])
+    fig.update_layout(barmode="group", yaxis={"range": [0, 1.02], "title": "accuracy"},
+                      xaxis={"title": "target class", "type": "category"})
+    return layout(fig, "Per-class accuracy on the target test set", height=340)
+
+
+# --- comparison views ---------------------------------------------------------------------------------
+def strategy_figure(summaries, title: str, reference: float | None = None) -> go.Figure:
+    names = [s.strategy for s in summaries]
+    fig = go.Figure(go.Bar(
+        x=names, y=[s.mean for s in summaries], marker_color=SOURCE_COLOUR,
+        error_y={"type": "data", "array": [s.std for s in summaries], "visible": any(s.runs > 1 for s in summaries)},
+        text=[f"{s.mean:.3f}" + (f" ± {s.std:.3f} (n={s.runs})" if s.runs > 1 else "") for s in summaries],
+        textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dash", line_color="#555",
+                      annotation_text=f"target_only {reference:.3f}", annotation_position="top left")
+    fig.update_layout(yaxis={"range": [0, 1.1], "title": "target accuracy"})
+    return layout(fig, title, height=380)
+
+
+def ntg_figure(summaries, title: str) -> go.Figure:
+    rows = [s for s in summaries if s.ntg_mean is not None]
+    fig = go.Figure(go.Bar(
+        x=[s.strategy for s in rows], y=[s.ntg_mean for s in rows],
+        marker_color=[BAD if s.ntg_mean > 0 else GOOD for s in rows],
+        error_y={"type": "data", "array": [s.ntg_std for s in rows], "visible": any(s.ntg_runs > 1 for s in rows)},
+        text=[f"{s.ntg_mean:+.3f}" for s in rows], textposition="outside"))
+    fig.add_hline(y=0, line_color="#333")
+    fig.update_layout(yaxis={"title": "NTG (positive = negative transfer)"})
+    return layout(fig, title, height=340)
+
+
+def median_ms(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")

@@ -1,0 +1,108 @@
+"""Compare: every stored run in a table; target accuracy and the negative-transfer gap by strategy."""
+import io
+
+import streamlit as st
+
+from pages import _keys as K
+from pages import _ui as ui
+from tlcore.errors import TransferLabError
+from tlcore.runs import ACTIVE_STATUSES, STATUSES
+from tlcore.strategies import STRATEGIES
+from tlcore.summary import summarise_by_strategy
+
+st.title("Compare")
+ui.flash()
+state = st.session_state
+run_store = ui.store()
+records = run_store.list_runs()
+if not records:
+    st.info("No runs stored yet: train one on the **Train** page or run a preset on **Lab**.")
+    st.stop()
+
+
+def pair_of(r) -> str:
+    return f"{r.source} → {r.target} · {r.target_labels or 0} labels/class"
+
+
+pairs = list(dict.fromkeys(pair_of(r) for r in records))  # newest first
+if state.get(K.PAIR_FILTER) not in [K.ALL_PAIRS] + pairs:
+    state[K.PAIR_FILTER] = K.ALL_PAIRS
+strategies_present = [s for s in STRATEGIES if any(r.strategy == s for r in records)]
+if K.STRATEGY_FILTER not in state or not set(state[K.STRATEGY_FILTER]) <= set(strategies_present):
+    state[K.STRATEGY_FILTER] = strategies_present
+
+a, b, c = st.columns([2, 3, 3])
+a.multiselect("Status", list(STATUSES), key=K.STATUS_FILTER)
+b.multiselect("Strategies", strategies_present, key=K.STRATEGY_FILTER)
+c.selectbox("Pair (source → target · target labels)", [K.ALL_PAIRS] + pairs, key=K.PAIR_FILTER)
+chosen = [r for r in records
+          if r.status in state[K.STATUS_FILTER] and r.strategy in state[K.STRATEGY_FILTER]
+          and state[K.PAIR_FILTER] in (K.ALL_PAIRS, pair_of(r))]
+
+st.dataframe(ui.runs_frame(chosen), hide_index=True, column_config=ui.RUN_COLUMNS, key=K.COMPARE_TABLE)
+st.caption(f"{len(chosen)} of {len(records)} stored runs. NTG = target error with the source − target error of "
+           "target_only on the same labelled target examples; positive (red) means negative transfer.")
+
+# --- by strategy, one chart per pair --------------------------------------------------------------
+finished = [r for r in chosen if r.status in ("done", "stopped")]
+groups = {}
+for r in finished:
+    groups.setdefault(pair_of(r), []).append(r)
+if not groups:
+    st.info("No finished run matches the filters.")
+for name, members in list(groups.items())[:6]:
+    st.subheader(name)
+    summaries = summarise_by_strategy(members)
+    reference = next((s.mean for s in summaries if s.strategy == "target_only"), None)
+    left, right = st.columns([3, 2], gap="large")
+    left.plotly_chart(ui.strategy_figure(summaries, "Target accuracy by strategy (mean ± std over seeds)",
+                                         reference), key=K.chart("compare", f"acc.{name}"))
+    if any(s.ntg_mean is not None for s in summaries):
+        right.plotly_chart(ui.ntg_figure(summaries, "Negative-transfer gap vs target_only"),
+                           key=K.chart("compare", f"ntg.{name}"))
+    else:
+        right.caption("No NTG here: it needs labelled target examples (a target label budget) and a strategy "
+                      "that uses the source.")
+if len(groups) > 6:
+    st.caption(f"{len(groups) - 6} more pairs: pick one with the Pair filter.")
+
+# --- export and delete ---------------------------------------------------------------------------------
+def delete_selected() -> None:
+    """Delete button callback (runs before the page is drawn again, so the confirmation can be reset)."""
+    run_id = state[K.DELETE_ID]
+    state[K.DELETE_CONFIRM] = False
+    try:
+        if run_store.get_run(run_id).status in ACTIVE_STATUSES:
+            ui.flash(f"Run {run_id} is still training: stop it on the Train page first.", kind="error")
+            return
+        run_store.delete_run(run_id)
+    except TransferLabError as exc:
+        ui.flash(str(exc), kind="error")
+        return
+    if state.get(K.RUN_ID) == run_id:
+        ui.attach(None)
+    ui.flash(f"Deleted run {run_id}.")
+
+
+# --- the page -----------------------------------------------------------------------------------------
+st.divider()
+left, right = st.columns(2, gap="large")
+with left:
+    st.markdown("**Export**")
+    buffer = io.StringIO()
+    count = run_store.export_csv(buffer, runs=chosen)
+    st.download_button(f"Download {count} runs as CSV", buffer.getvalue(), file_name="transfer-lab-runs.csv",
+                       mime="text/csv", key=K.EXPORT, icon=":material/download:")
+with right:
+    st.markdown("**Delete a run**")
+    ids = [r.id for r in chosen]
+    labels = {r.id: ui.run_label(r) for r in chosen}
+    if not ids:
+        st.caption("No run matches the filters.")
+    else:
+        if state.get(K.DELETE_ID) not in ids:
+            state[K.DELETE_ID] = ids[0]
+        st.selectbox("Run", ids, key=K.DELETE_ID, format_func=labels.get)
+        st.checkbox("Yes, delete this run, its events and its checkpoint", key=K.DELETE_CONFIRM)
+        st.button("Delete", key=K.DELETE, disabled=not state[K.DELETE_CONFIRM], icon=":material/delete:",
+                  on_click=delete_selected)

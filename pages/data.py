@@ -1,0 +1,101 @@
+"""Data: choose the source and the target, see them, and measure their gap before training."""
+import streamlit as st
+
+from pages import _keys as K
+from pages import _ui as ui
+from tlcore.data import DATASETS, SHIFTS
+from tlcore.errors import TransferLabError
+from tlcore.inspection import class_examples
+
+st.title("Data")
+st.caption("Pick a source and a target from the built-in domains and shift them. The Train page trains on "
+           "this pair.")
+
+
+def domain_controls(role: str) -> None:
+    st.subheader(role.capitalize())
+    st.selectbox("Dataset", list(DATASETS), key=K.dataset(role),
+                 format_func=lambda name: f"{name} ({DATASETS[name].kind})",
+                 help="\n\n".join(f"**{d.name}**: {d.description}" for d in DATASETS.values()))
+    kind = DATASETS[st.session_state[K.dataset(role)]].kind
+    basic = [c for c in ui.SHIFT_CONTROLS if not c.advanced and ui.applies(c, kind)]
+    more = [c for c in ui.SHIFT_CONTROLS if c.advanced and ui.applies(c, kind)]
+    for c in basic:
+        shift_widget(role, c, kind)
+    with st.expander("More shifts"):
+        for c in more:
+            shift_widget(role, c, kind)
+    skipped = [c.name for c in ui.SHIFT_CONTROLS if not ui.applies(c, kind)]
+    if skipped:
+        st.caption(f"Only for images: {', '.join(skipped)}.")
+    st.code(ui.spec_from_state(role), language=None)
+
+
+def shift_widget(role: str, c: "ui.ShiftControl", kind: str) -> None:
+    key, help_text = K.shift(role, c.name), SHIFTS[c.name].help
+    if isinstance(c.neutral, bool):
+        st.checkbox(c.label, key=key, help=help_text)
+        return
+    lo, hi = ui.shift_range(c, kind)
+    value = st.session_state.get(key, c.neutral)
+    if not lo <= value <= hi:  # e.g. noise 2.0 on moons, then switched to digits (range [0, 1])
+        st.session_state[key] = float(min(max(value, lo), hi))
+    st.slider(c.label, min_value=float(lo), max_value=float(hi), step=float(c.step), key=key, help=help_text)
+
+
+left, right = st.columns(2, gap="large")
+with left:
+    domain_controls("source")
+with right:
+    domain_controls("target")
+st.number_input("Target label budget (labelled target examples per class; 0 = unsupervised adaptation)",
+                min_value=0, max_value=100, step=1, key=K.BUDGET)
+
+source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
+seed, budget = int(st.session_state[K.SEED]), int(st.session_state[K.BUDGET])
+try:
+    with st.spinner("Loading the pair…"):
+        pair = ui.load_pair(source, target, seed, budget)
+except TransferLabError as exc:
+    st.error(f"**These two domains cannot be paired.**\n\n{exc}\n\nTransfer needs a source and a target that "
+             "share one class set and one kind of input (2-D points or images): pick another dataset for one "
+             "of them.")
+    st.stop()
+
+st.divider()
+st.subheader("Examples per class")
+if pair.kind == "image":
+    left, right = st.columns(2, gap="large")
+    for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
+        rows = class_examples(domain.y_train, domain.num_classes, per_class=8, seed=seed)
+        column.plotly_chart(ui.image_grid_figure(domain.x_train, rows, domain.class_names, f"{role}: {domain.name}"),
+                            key=K.chart("data", f"grid.{role}"), config={"displayModeBar": False})
+else:
+    left, right = st.columns(2, gap="large")
+    for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
+        x = domain.x_train.numpy()
+        column.plotly_chart(ui.points_figure(x, domain.y_train.numpy(), domain.class_names,
+                                             f"{role}: {domain.name}", height=380),
+                            key=K.chart("data", f"points.{role}"))
+
+st.plotly_chart(ui.class_balance_figure(pair.source.class_counts(), pair.target.class_counts(), pair.class_names),
+                key=K.chart("data", "balance"))
+
+st.subheader("Preprocessing")
+st.markdown("\n".join(f"- {line}" for line in pair.describe()))
+
+st.subheader("Domain gap before training")
+with st.spinner("Measuring the gap between the raw inputs…"):
+    gap, cloud = ui.pair_gap(source, target, seed)
+a, b, c = st.columns(3)
+a.metric("MMD² (raw inputs)", f"{gap.mmd2:.4f}",
+         help="Unbiased multi-kernel maximum mean discrepancy between the source and target training inputs "
+              f"({gap.n_source} + {gap.n_target} points). 0 = same distribution.")
+b.metric("p-value (permutation test)", f"{gap.p_value:.3f}",
+         help="Probability of an MMD² at least this large if both domains came from one distribution "
+              "(200 permutations). Small = the shift is real.")
+c.metric("Proxy A-distance", f"{gap.pad:.2f}",
+         help=f"2(1 − 2ε) for a linear domain classifier with held-out error ε (its accuracy: "
+              f"{gap.domain_accuracy:.2f}). 0 = indistinguishable, 2 = perfectly separable.")
+view = "the inputs themselves (2-D)" if pair.input_shape == (2,) else "the first two principal components (PCA)"
+st.plotly_chart(ui.cloud_figure(cloud, pair.class_names, f"Raw inputs by domain: {view}"), key=K.chart("data", "cloud"))

@@ -1,0 +1,197 @@
+"""Inspect: a finished run side by side with its source_only baseline (same pair, seed and schedule)."""
+import numpy as np
+import streamlit as st
+
+from pages import _keys as K
+from pages import _ui as ui
+from tlcore.config import RunConfig
+from tlcore.embed import umap_status
+from tlcore.errors import TransferLabError
+from tlcore.inspection import find_source_only, source_only_config
+from tlcore.runs import ACTIVE_STATUSES
+from tlcore.worker import get_worker
+
+st.title("Inspect")
+state = st.session_state
+run_store = ui.store()
+store_path = str(run_store.path)
+
+runs = [r for r in run_store.list_runs(status=("done", "stopped")) if r.checkpoint_path]
+if not runs:
+    st.info("No finished run to inspect yet: train one on the **Train** page (or run a preset on **Lab**).")
+    st.stop()
+by_id = {r.id: r for r in runs}
+if state.get(K.INSPECT_RUN) not in by_id:
+    state[K.INSPECT_RUN] = runs[0].id
+st.selectbox("Run", list(by_id), key=K.INSPECT_RUN, format_func=lambda i: ui.run_label(by_id[i]))
+rec = by_id[state[K.INSPECT_RUN]]
+config = RunConfig.from_dict(rec.config)
+
+# --- the source_only baseline: stored, training, or started now ------------------------------------
+pending = []
+if rec.strategy == "source_only":
+    base = rec
+    st.caption("This run is itself source_only: there is no adaptation to compare with.")
+else:
+    base = find_source_only(run_store, config)
+    if base is None:
+        running = find_source_only(run_store, config, status="running")
+        if running is None:
+            queued = [r for r in run_store.list_runs(status=ACTIVE_STATUSES)
+                      if r.tags.get("inspect_baseline_of") == rec.id]
+            running = queued[0] if queued else None
+        if running is None:
+            try:
+                base_id = get_worker().start_run(source_only_config(config), run_store, with_baseline=False,
+                                                 tags={"inspect_baseline_of": rec.id})
+                running = run_store.get_run(base_id)
+            except TransferLabError as exc:
+                st.error(f"The source_only baseline cannot be trained: {exc}")
+        if running is not None:
+            pending.append(("baseline", running.id))
+
+try:
+    with st.spinner("Rebuilding the run from its checkpoint…"):
+        ins = ui.run_inspection(store_path, rec.id, rec.updated_at)
+        base_ins = ui.run_inspection(store_path, base.id, base.updated_at) if base is not None else None
+    pair = ui.load_pair(config.source, config.target, config.seed, config.target_labels)
+except TransferLabError as exc:
+    st.error(str(exc))
+    st.stop()
+
+# Left column: the baseline (before adaptation); right column: this run (after).
+sides = [("source_only (before)", base, base_ins), (f"{rec.strategy} (after)", rec, ins)]
+if rec.strategy == "source_only":
+    sides = sides[1:]
+
+
+def baseline_progress(run_id: str) -> None:
+    events = run_store.events(run_id)
+    fraction, text = ui.progress(events, run_store.get_run(run_id).status)
+    st.info(f"Training the source_only baseline (run `{run_id}`, same pair, seed and schedule) to compare with.")
+    st.progress(fraction, text=text)
+
+
+st.subheader("Domain gap on the learned features (test sets)")
+columns = st.columns(len(sides), gap="large")
+for column, (title, r, i) in zip(columns, sides):
+    with column:
+        st.markdown(f"**{title}**" + (f" · run `{r.id}`" if r is not None else ""))
+        if i is None:
+            if pending:
+                baseline_progress(pending[0][1])
+            continue
+        a, b, c = st.columns(3)
+        ref = base_ins if (i is ins and base_ins is not None and rec.strategy != "source_only") else None
+        a.metric("Target accuracy", f"{i.target_accuracy:.3f}",
+                 delta=None if ref is None else f"{i.target_accuracy - ref.target_accuracy:+.3f}")
+        b.metric("MMD² (features)", f"{i.gap.mmd2:.4f}",
+                 delta=None if ref is None else f"{i.gap.mmd2 - ref.gap.mmd2:+.4f}", delta_color="inverse",
+                 help="Between source and target test features; lower = better aligned.")
+        c.metric("Proxy A-distance", f"{i.gap.pad:.2f}",
+                 delta=None if ref is None else f"{i.gap.pad - ref.gap.pad:+.2f}", delta_color="inverse",
+                 help=f"0 = a linear classifier cannot tell the domains apart; 2 = perfectly "
+                      f"(its held-out accuracy here: {i.gap.domain_accuracy:.2f}).")
+
+# --- embeddings -----------------------------------------------------------------------------------
+st.subheader("Source and target test embeddings")
+a, b = st.columns([2, 3])
+a.segmented_control("Projection", list(K.PROJECTIONS), key=K.PROJECTION,
+                    help="UMAP keeps neighbourhoods (non-linear); PCA is linear and instant.")
+b.toggle("Colour by class (source ●, target ◆)", key=K.BY_CLASS)
+method = state.get(K.PROJECTION) or K.PROJECTIONS[0]
+by_class = bool(state[K.BY_CLASS])
+umap_info = umap_status()
+columns = st.columns(len(sides), gap="large")
+selected = None
+for column, (title, r, i) in zip(columns, sides):
+    with column:
+        if i is None:
+            st.caption("The embedding appears when the baseline has trained.")
+            continue
+        coords, label = None, "PCA"
+        if method == "UMAP" and not umap_info["error"]:
+            job = ui.umap_of_run(store_path, r.id, r.updated_at, i.features, r.seed or 0)
+            if job.done() and job.exception() is None:
+                coords, seconds = job.result()
+                label = f"UMAP ({seconds:.1f} s)"
+            elif job.done():
+                st.warning(f"UMAP failed ({job.exception()}); showing PCA.")
+            else:
+                pending.append(("umap", r.id))
+                st.caption("UMAP is computing in the background"
+                           + ("" if umap_info["ready"] else " (its one-time compilation is still warming up)")
+                           + "; the PCA preview is shown meanwhile.")
+                label = "PCA preview"
+        if coords is None:
+            coords = ui.pca_of_run(store_path, r.id, r.updated_at)
+        fig = ui.embedding_figure(coords, i, by_class, f"{title}: {label}")
+        event = st.plotly_chart(fig, key=K.selection(r.id), on_select="rerun", selection_mode=("points", "box"))
+        row = ui.selected_row(event, fig)
+        if row is not None:
+            selected = (title, i, row)
+st.caption("Hover over a point for its domain, class and prediction; click (or box-select) one to see its input.")
+if selected is not None:
+    title, i, row = selected
+    domain = pair.source if i.domain[row] == 0 else pair.target
+    idx = int(i.index[row])
+    a, b = st.columns([1, 3])
+    with a:
+        if pair.kind == "image":
+            st.image(ui.upscale(ui.to_uint8_image(domain.x_test[idx]), 6), width=168)
+        else:
+            st.code(f"x = {domain.x_test[idx].tolist()}", language=None)
+    with b:
+        names = i.class_names
+        st.markdown(f"**{ui.DOMAIN_NAMES[i.domain[row]]} test example #{idx}** (selected in *{title}*)  \n"
+                    f"true class **{names[i.label[row]]}** · predicted by {title.split(' ')[0]}: "
+                    f"**{names[i.prediction[row]]}**")
+
+# --- decision boundaries (2-D inputs) -----------------------------------------------------------------
+weights = ins.importance_weights
+if ins.grid is not None:
+    st.subheader("Decision boundaries")
+    st.caption("Background: the model's prediction over the plane (blue: class 0, orange: class 1, the line at "
+               "p = 0.5); points: source ● and target ✕ test examples in their true class colour."
+               + (" Source training points are sized by their importance weight." if weights is not None else ""))
+    columns = st.columns(len(sides), gap="large")
+    for column, (title, r, i) in zip(columns, sides):
+        if i is not None and i.grid is not None:
+            column.plotly_chart(ui.boundary_figure(i.grid, pair, title, weights if i is ins else None),
+                                key=K.chart("inspect", f"boundary.{r.id}"))
+elif weights is not None:
+    st.subheader("Importance weights")
+    st.caption("Source training examples weighted by the estimated density ratio p_target(x) / p_source(x).")
+    order = np.argsort(weights)
+    a, b = st.columns(2)
+    a.markdown("**Highest weights** (look most like the target)")
+    a.image([ui.upscale(ui.to_uint8_image(pair.source.x_train[j]), 3) for j in order[::-1][:10]],
+            caption=[f"{weights[j]:.2f}" for j in order[::-1][:10]])
+    b.markdown("**Lowest weights**")
+    b.image([ui.upscale(ui.to_uint8_image(pair.source.x_train[j]), 3) for j in order[:10]],
+            caption=[f"{weights[j]:.2f}" for j in order[:10]])
+# --- target errors ------------------------------------------------------------------------------------------
+st.subheader("Errors on the target test set")
+columns = st.columns(len(sides), gap="large")
+for column, (title, r, i) in zip(columns, sides):
+    if i is not None:
+        column.plotly_chart(ui.confusion_figure(i.confusion, i.class_names, f"Confusion matrix: {title}"),
+                            key=K.chart("inspect", f"confusion.{r.id}"), config={"displayModeBar": False})
+bars = [(title.split(" ")[0], i.per_class_accuracy, colour)
+        for (title, _, i), colour in zip(sides, ("#9e9e9e", ui.TARGET_COLOUR)) if i is not None]
+st.plotly_chart(ui.per_class_figure(bars, ins.class_names), key=K.chart("inspect", "per_class"),
+                config={"displayModeBar": False})
+
+
+# --- keep checking what is still being computed ---------------------------------------------------------------
+@st.fragment(run_every=ui.PENDING_INTERVAL_S)
+def watch(pending: list) -> None:
+    for what, run_id in pending:
+        if what == "baseline" and run_store.get_run(run_id).status not in ACTIVE_STATUSES:
+            st.rerun()
+        if what == "umap" and ui.umap_done(store_path, run_id):
+            st.rerun()
+
+
+if pending:
+    watch(pending)

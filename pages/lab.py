@@ -1,0 +1,59 @@
+"""Lab (home): what transfer learning is, one-click presets, recent runs."""
+import streamlit as st
+
+from pages import _keys as K
+from pages import _ui as ui
+from tlcore.errors import TransferLabError
+from tlcore.presets import PRESETS
+
+st.title("Transfer Lab")
+ui.flash()
+st.markdown(
+    "**Transfer learning** reuses what a model learned on a *source* domain, where labels are plentiful, "
+    "for a *target* domain, where they are scarce or missing. It works as long as the two domains are "
+    "alike. Under **domain shift** (rotated or inverted images, new textures, other class frequencies) a "
+    "source-trained model loses accuracy on the target; *adaptation* strategies align the two feature "
+    "distributions (MMD, CORAL, adversarial DANN) or reweight source examples. When the source teaches "
+    "the wrong thing, using it makes the target worse than training on the few target labels alone: "
+    "**negative transfer**. Pick a preset, or set up your own pair on **Data** and a strategy on **Train**."
+)
+
+st.subheader("Presets")
+columns = st.columns(len(PRESETS))
+for column, preset in zip(columns, PRESETS.values()):
+    with column.container(border=True):
+        st.markdown(f"**{preset.title}**")
+        st.write(preset.explanation)
+        st.caption(f"Look for: {preset.look_for}")
+        cfg = preset.config
+        st.caption(f"`{cfg.source}` → `{cfg.target}` · {cfg.strategy} · {cfg.epochs} epochs"
+                   + (f" · {cfg.target_labels} labels/class" if cfg.target_labels else "")
+                   + (f" · compared with {', '.join(preset.compare_with)}" if preset.compare_with else ""))
+        if st.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch"):
+            try:
+                ui.apply_preset(preset.name)
+            except TransferLabError as exc:
+                st.error(str(exc))
+            else:
+                st.switch_page("pages/train.py")
+
+st.subheader("Recent runs")
+recent = ui.store().list_runs(limit=10)
+if not recent:
+    st.info("No runs yet. Start one with a preset above, or on the **Train** page.")
+else:
+    table = ui.runs_frame(recent)
+    event = st.dataframe(table, hide_index=True, column_config=ui.RUN_COLUMNS, on_select="rerun",
+                         selection_mode="single-row", key=K.RECENT)
+    rows = event["selection"]["rows"] if event else []
+    if rows:
+        chosen = recent[rows[0]]
+        left, right, _ = st.columns([1, 1, 3])
+        if left.button("Open on Train", key=K.OPEN_TRAIN):
+            ui.attach(chosen.id)
+            st.switch_page("pages/train.py")
+        if right.button("Inspect", key=K.OPEN_INSPECT, disabled=chosen.status not in ("done", "stopped")):
+            st.session_state[K.INSPECT_RUN] = chosen.id
+            st.switch_page("pages/inspect_run.py")
+    else:
+        st.caption("Select a row to open the run on Train or Inspect.")

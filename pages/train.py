@@ -1,0 +1,154 @@
+"""Train: pick a strategy and its hyperparameters, start a run in the background and watch it live."""
+import time
+
+import streamlit as st
+
+from pages import _keys as K
+from pages import _ui as ui
+from tlcore.config import RunConfig, form_fields
+from tlcore.errors import RunNotFoundError
+from tlcore.runs import ACTIVE_STATUSES
+from tlcore.strategies import STRATEGIES
+
+st.title("Train")
+state = st.session_state
+run_store = ui.store()
+
+# Reattach to the run named in the URL (a refresh, a shared link), or put ours there.
+url_run = st.query_params.get("run")
+if url_run and url_run != state.get(K.RUN_ID):
+    try:
+        run_store.get_run(url_run)
+        ui.attach(url_run)
+    except RunNotFoundError:
+        st.warning(f"No run with id {url_run!r} in the run store; it may have been deleted.")
+        del st.query_params["run"]
+elif state.get(K.RUN_ID) and not url_run:
+    st.query_params["run"] = state[K.RUN_ID]
+
+run_id = state.get(K.RUN_ID)
+record = run_store.get_run(run_id) if run_id else None
+active = record is not None and record.status in ACTIVE_STATUSES
+
+# --- settings -----------------------------------------------------------------------------------
+source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
+st.markdown(f"**Data:** `{source}` → `{target}` · seed {state[K.SEED]} (sidebar)")
+st.page_link("pages/data.py", label="Change the pair on the Data page", icon=":material/dataset:")
+
+left, right = st.columns([1, 2], gap="large")
+with left:
+    st.selectbox("Strategy", list(STRATEGIES), key=K.STRATEGY)
+    strategy = state[K.STRATEGY]
+    st.caption(STRATEGIES[strategy].summary)
+    run_fields = {f.name: f for f in form_fields(RunConfig)}
+    a, b = st.columns(2)
+    a.number_input("Epochs", min_value=int(run_fields["epochs"].min), max_value=int(run_fields["epochs"].max),
+                   step=1, key=K.EPOCHS, help=run_fields["epochs"].help)
+    b.number_input("Batch size", min_value=int(run_fields["batch_size"].min),
+                   max_value=int(run_fields["batch_size"].max), step=8, key=K.BATCH_SIZE,
+                   help=run_fields["batch_size"].help)
+    a.number_input("Learning rate", min_value=float(run_fields["lr"].min), max_value=float(run_fields["lr"].max),
+                   step=1e-4, format="%.4g", key=K.LR, help=run_fields["lr"].help)
+    b.number_input("Target labels per class", min_value=0, max_value=100, step=1, key=K.BUDGET,
+                   help=run_fields["target_labels"].help)
+with right:
+    fields = form_fields(STRATEGIES[strategy].Config)
+    if fields:
+        st.markdown(f"**{strategy} hyperparameters**")
+        columns = st.columns(min(3, len(fields)))
+        for i, f in enumerate(fields):
+            with columns[i % len(columns)]:
+                key = K.param(strategy, f.name)
+                if f.type is bool:
+                    st.checkbox(f.name, key=key, help=f.help)
+                elif f.choices:
+                    st.selectbox(f.name, list(f.choices), key=key, help=f.help)
+                elif f.type is int:
+                    st.number_input(f.name, min_value=None if f.min is None else int(f.min),
+                                    max_value=None if f.max is None else int(f.max), step=1, key=key, help=f.help)
+                else:
+                    st.number_input(f.name, min_value=None if f.min is None else float(f.min),
+                                    max_value=None if f.max is None else float(f.max), format="%.4g", key=key,
+                                    help=f.help)
+    else:
+        st.markdown(f"**{strategy}** has no hyperparameters.")
+    if STRATEGIES[strategy].needs_target_labels and state[K.BUDGET] < 1:
+        st.warning(f"{strategy} trains on labelled target examples: set the target labels per class to 1 or more.")
+    elif state[K.BUDGET] > 0 and strategy not in ("target_only", "oracle"):
+        st.caption("With labelled target examples, the run is paired with a target_only run on the same "
+                   "labels to measure the negative-transfer gap (NTG).")
+
+    go_col, stop_col, _ = st.columns([1, 1, 2])
+    go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:", disabled=active,
+                  on_click=ui.start_from_state, width="stretch")
+    stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=ui.stop_attached,
+                    width="stretch")
+    if state.get(K.TRAIN_ERROR):
+        st.error(state[K.TRAIN_ERROR])
+
+st.divider()
+
+
+# --- the run --------------------------------------------------------------------------------------
+def render_run(run_id: str) -> str:
+    """Pull the run's new events and draw its progress and charts; return its status."""
+    events = ui.pull_events(run_id)
+    rec = run_store.get_run(run_id)
+    started = state.get(K.STARTED_AT)
+    if started is not None and any(e["kind"] == "step" for e in events):
+        state[K.FIRST_POINT_S] = time.perf_counter() - started
+        state[K.STARTED_AT] = None
+    st.markdown(f"**Run `{rec.id}`** · {rec.strategy} · `{rec.source}` → `{rec.target}` · "
+                f"{rec.target_labels} labels/class · seed {rec.seed} · **{rec.status}**")
+    fraction, text = ui.progress(events, rec.status)
+    st.progress(fraction, text=text)
+    if rec.status in ACTIVE_STATUSES and any(e["kind"] == "result" for e in events):
+        st.info("Training the matched target_only run (same target labels and seed) for the negative-transfer gap…")
+    figures = ui.live_figures(events)
+    for i in range(0, len(figures), 2):
+        columns = st.columns(2)
+        for column, (name, fig) in zip(columns, figures[i:i + 2]):
+            column.plotly_chart(fig, key=K.chart("train", name), config={"displayModeBar": False})
+    return rec.status
+
+
+@st.fragment(run_every=ui.LIVE_INTERVAL_S)
+def live_view(run_id: str) -> None:
+    """Redraws only this part of the page while the run trains (the rest of the page stays put)."""
+    t0 = time.perf_counter()
+    status = render_run(run_id)
+    ms = (time.perf_counter() - t0) * 1000
+    timings = (state.get(K.POLL_MS) or [])[-49:] + [ms]
+    state[K.POLL_MS] = timings
+    first = state.get(K.FIRST_POINT_S)
+    st.caption(f"Live view: refreshed every {ui.LIVE_INTERVAL_S:g} s; this refresh took {ms:.0f} ms "
+               f"(median {ui.median_ms(timings):.0f} ms)"
+               + (f" · first live point {first:.2f} s after Start" if first is not None else ""))
+    if status not in ACTIVE_STATUSES:
+        st.rerun()  # the run has ended: redraw the whole page once, without the live refresh
+
+
+if run_id is None:
+    st.info("No run yet: press **Start**, or run a preset from the **Lab** page.")
+elif active:
+    live_view(run_id)
+else:
+    render_run(run_id)
+    rec = run_store.get_run(run_id)
+    if rec.status == "done" or rec.status == "stopped":
+        a, b, c = st.columns(3)
+        a.metric("Target accuracy", f"{rec.metrics.get('target_accuracy', float('nan')):.3f}")
+        b.metric("Source accuracy", f"{rec.metrics.get('source_accuracy', float('nan')):.3f}")
+        if "domain_accuracy" in rec.metrics:
+            c.metric("Domain-discriminator accuracy", f"{rec.metrics['domain_accuracy']:.3f}")
+        ui.ntg_badge(rec.metrics)
+        st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",
+                     icon=":material/insights:")
+        state[K.INSPECT_RUN] = rec.id if rec.status in ("done", "stopped") else state.get(K.INSPECT_RUN)
+    elif rec.error:
+        st.error(f"The run ended as **{rec.status}**: {rec.error}")
+    timings = state.get(K.POLL_MS) or []
+    first = state.get(K.FIRST_POINT_S)
+    if timings:
+        st.caption(f"Live view refreshes took a median {ui.median_ms(timings):.0f} ms every "
+                   f"{ui.LIVE_INTERVAL_S:g} s" + (f"; first live point {first:.2f} s after Start" if first else ""))
