@@ -333,6 +333,10 @@ def test_reader_thread_while_writer_thread_appends(store):
                 store.append_events(run_id, [{"kind": "step", "i": float(i)}] * per_batch)
                 if i % 10 == 0:
                     store.set_status(run_id, "running")
+                if i % 50 == 49:  # let the reader catch up now and then, so it sees the log grow
+                    deadline = time.time() + 10
+                    while (not observed or observed[-1] < (i + 1) * per_batch) and time.time() < deadline:
+                        time.sleep(0.001)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
