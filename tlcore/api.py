@@ -76,15 +76,18 @@ def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
 
 def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: StopFlag | None = None,
                    on_event: Callable[[str, ev.Event], None] | None = None, with_baseline: bool = True,
-                   run_id: str | None = None, tags: dict | None = None, flush_interval_s: float = 0.2) -> RunOutcome:
+                   run_id: str | None = None, tags: dict | None = None, flush_interval_s: float = 0.2,
+                   trainer: Trainer | None = None) -> RunOutcome:
     """Train ``config`` and record it. Bad input raises before anything is stored.
 
     ``run_id`` continues a record that a worker created as ``queued``;
     ``on_event(run_id, event)`` sees every event as it is produced (the CLI's
     progress bar). A NaN loss marks the run failed with its step and re-raises.
+    ``trainer`` reuses a :class:`Trainer` already built from ``config`` (the worker
+    builds one to validate the config before queueing it).
     """
     store = store or RunStore()
-    trainer = Trainer(config)  # validates everything before the store is touched
+    trainer = trainer or Trainer(config)  # validates everything before the store is touched
     resolved = trainer.config.to_dict()
     key = result_key(config)
     if run_id is None:

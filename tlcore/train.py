@@ -364,7 +364,11 @@ def warm_up() -> None:
     """Pay torch's one-time costs (the optimiser's lazy import of torch._dynamo, which
     was measured at several seconds on a cold 2-core machine, and the first kernels)
     so that the first real run shows its first point at once. The app calls this in a
-    background thread at start-up."""
+    background thread at start-up. It also imports scikit-learn (the digits data and the
+    logistic domain classifiers use it), which takes seconds on a cold start."""
+    import sklearn.datasets  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
     model = nn.Linear(2, 2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.zeros(1, 2)).sum().backward()

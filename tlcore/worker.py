@@ -63,7 +63,7 @@ class Worker:
         from .api import run_experiment
         from .train import Trainer, resolved_config
 
-        Trainer(config)  # validation (cheap on the built-in data); raises TransferLabError
+        trainer = Trainer(config)  # validates (and loads the data once); raises TransferLabError
         run_id = store.create_run(resolved_config(config).to_dict(), status="queued", tags=tags)
         register_live(run_id)
         job = Job(job_id=run_id, kind="run", run_ids=[run_id])
@@ -71,7 +71,7 @@ class Worker:
         def work():
             try:
                 run_experiment(config, store=store, stop=job.stop_event, run_id=run_id,
-                               with_baseline=with_baseline, tags=tags)
+                               with_baseline=with_baseline, tags=tags, trainer=trainer)
             except TransferLabError as exc:
                 job.error = str(exc)
             except Exception as exc:  # noqa: BLE001 - recorded in the store and on the job
