@@ -20,7 +20,6 @@ import streamlit as st  # noqa: E402
 from pages import _keys as K  # noqa: E402
 from pages import _ui as ui  # noqa: E402
 from tlcore.device import describe_device, select_device  # noqa: E402
-from tlcore.embed import umap_status, warm_up_umap  # noqa: E402
 from tlcore.train import warm_up  # noqa: E402
 
 st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
@@ -35,11 +34,12 @@ def _quiet(fn) -> None:
 
 @st.cache_resource(show_spinner=False)
 def start_up(store_path: str) -> dict:
-    """Once per process and run store: start the warm-ups in background threads (UMAP's numba
-    compilation; torch's first optimiser step) and mark runs whose process died as interrupted.
+    """Once per process and run store: start the warm-ups in the background (UMAP's numba
+    compilation, in the helper process that computes every UMAP (see pages/_umap_worker.py);
+    torch's first optimiser step, in a thread) and mark runs whose process died as interrupted.
     ``TRANSFER_LAB_WARMUP=0`` skips the warm-ups (the page tests)."""
     if os.environ.get("TRANSFER_LAB_WARMUP", "1") != "0":
-        warm_up_umap()
+        ui.umap_service().warm_up()
         threading.Thread(target=_quiet, args=(warm_up,), name="torch-warmup", daemon=True).start()
     return {"interrupted": ui.store().mark_interrupted(), "device": describe_device(select_device("auto"))}
 
@@ -59,13 +59,13 @@ with st.sidebar:
     st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
                     help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
     st.caption(f"**Device:** {startup['device']}")
-    umap = umap_status()
+    umap = ui.umap_service().status()
     if umap["error"]:
         st.caption(f"**UMAP:** unavailable ({umap['error']}); PCA is shown instead")
     elif umap["ready"]:
         st.caption(f"**UMAP:** ready (warmed up in {umap['seconds']:.0f} s)")
-    elif os.environ.get("TRANSFER_LAB_WARMUP", "1") != "0":
-        st.caption("**UMAP:** warming up in the background…")
+    elif umap["started"]:
+        st.caption(f"**UMAP:** warming up in the background ({umap['seconds']:.0f} s so far)…")
     if startup["interrupted"]:
         st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session were marked interrupted.")
 

@@ -38,6 +38,10 @@ def shift_widget(role: str, c: "ui.ShiftControl", kind: str) -> None:
         return
     lo, hi = ui.shift_range(c, kind)
     value = st.session_state.get(key, c.neutral)
+    if c.neutral is None:
+        st.number_input(c.label, min_value=float(lo), max_value=float(hi), step=float(c.step), key=key,
+                        help=help_text, placeholder="not applied")
+        return
     if not lo <= value <= hi:  # e.g. noise 2.0 on moons, then switched to digits (range [0, 1])
         st.session_state[key] = float(min(max(value, lo), hi))
     st.slider(c.label, min_value=float(lo), max_value=float(hi), step=float(c.step), key=key, help=help_text)
@@ -52,7 +56,7 @@ st.number_input("Target label budget (labelled target examples per class; 0 = un
                 min_value=0, max_value=100, step=1, key=K.BUDGET)
 
 source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
-seed, budget = int(st.session_state[K.SEED]), int(st.session_state[K.BUDGET])
+seed, budget = ui.seed(), int(st.session_state[K.BUDGET])
 try:
     with st.spinner("Loading the pair…"):
         pair = ui.load_pair(source, target, seed, budget)

@@ -5,7 +5,6 @@ import streamlit as st
 from pages import _keys as K
 from pages import _ui as ui
 from tlcore.config import RunConfig
-from tlcore.embed import umap_status
 from tlcore.errors import TransferLabError
 from tlcore.inspection import find_source_only, source_only_config
 from tlcore.runs import ACTIVE_STATUSES
@@ -101,7 +100,7 @@ a.segmented_control("Projection", list(K.PROJECTIONS), key=K.PROJECTION,
 b.toggle("Colour by class (source ●, target ◆)", key=K.BY_CLASS)
 method = state.get(K.PROJECTION) or K.PROJECTIONS[0]
 by_class = bool(state[K.BY_CLASS])
-umap_info = umap_status()
+umap_info = ui.umap_service().status()
 columns = st.columns(len(sides), gap="large")
 selected = None
 for column, (title, r, i) in zip(columns, sides):
@@ -118,7 +117,7 @@ for column, (title, r, i) in zip(columns, sides):
             elif job.done():
                 st.warning(f"UMAP failed ({job.exception()}); showing PCA.")
             else:
-                pending.append(("umap", r.id))
+                pending.append(("umap", (r.id, r.updated_at)))
                 st.caption("UMAP is computing in the background"
                            + ("" if umap_info["ready"] else " (its one-time compilation is still warming up)")
                            + "; the PCA preview is shown meanwhile.")
@@ -185,13 +184,14 @@ st.plotly_chart(ui.per_class_figure(bars, ins.class_names), key=K.chart("inspect
 
 # --- keep checking what is still being computed ---------------------------------------------------------------
 @st.fragment(run_every=ui.PENDING_INTERVAL_S)
-def watch(pending: list) -> None:
-    for what, run_id in pending:
-        if what == "baseline" and run_store.get_run(run_id).status not in ACTIVE_STATUSES:
-            st.rerun()
-        if what == "umap" and ui.umap_done(store_path, run_id):
-            st.rerun()
+def watch(baseline_id: str | None, umaps: list) -> None:
+    """Redraw the page once the baseline has trained or a UMAP has arrived."""
+    if baseline_id is not None and run_store.get_run(baseline_id).status not in ACTIVE_STATUSES:
+        st.rerun()
+    if any(ui.umap_done(store_path, run_id, updated_at) for run_id, updated_at in umaps):
+        st.rerun()
 
 
 if pending:
-    watch(pending)
+    watch(next((ref for what, ref in pending if what == "baseline"), None),
+          [ref for what, ref in pending if what == "umap"])

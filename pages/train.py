@@ -32,7 +32,7 @@ active = record is not None and record.status in ACTIVE_STATUSES
 
 # --- settings -----------------------------------------------------------------------------------
 source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
-st.markdown(f"**Data:** `{source}` → `{target}` · seed {state[K.SEED]} (sidebar)")
+st.markdown(f"**Data:** `{source}` → `{target}` · seed {ui.seed()} (sidebar)")
 st.page_link("pages/data.py", label="Change the pair on the Data page", icon=":material/dataset:")
 
 left, right = st.columns([1, 2], gap="large")
@@ -93,8 +93,12 @@ st.divider()
 def render_run(run_id: str) -> str:
     """Pull the run's new events and draw its progress and charts; return its status."""
     events = ui.pull_events(run_id)
-    rec = run_store.get_run(run_id)
     started = state.get(K.STARTED_AT)
+    if started is not None:  # just started: wait a moment for the first point rather than a refresh
+        while not any(e["kind"] == "step" for e in events) and time.perf_counter() - started < ui.FIRST_POINT_WAIT_S:
+            time.sleep(0.02)
+            events = ui.pull_events(run_id)
+    rec = run_store.get_run(run_id)
     if started is not None and any(e["kind"] == "step" for e in events):
         state[K.FIRST_POINT_S] = time.perf_counter() - started
         state[K.STARTED_AT] = None

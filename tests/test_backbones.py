@@ -189,3 +189,13 @@ def test_a_linear_probe_run_records_the_random_init_choice(tmp_path):
     assert record.config["model"] == "resnet18_random_init"
     assert "random initialisation" in record.metrics["model_weights"]
     assert any(line.startswith("model: ResNet-18 input") for line in record.metrics["preprocessing"])
+
+
+def test_importing_the_engine_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys, tlcore, tlcore.data, tlcore.models, tlcore.train, tlcore.api, tlcore.cli; "
+            "assert 'torchvision' not in sys.modules, 'torchvision imported eagerly'; "
+            "assert 'PIL.Image' not in sys.modules, 'PIL imported eagerly'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

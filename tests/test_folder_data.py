@@ -226,3 +226,10 @@ def test_a_corrupt_image_inside_a_zip_is_skipped_when_loading(tmp_path):
     assert result.specs == ("folder:pets/pets",) and result.classes == CLASSES
     domain = load_domain("folder:pets/pets:resize=8", data_dir=tmp_path)
     assert any(step.startswith("1 unreadable image(s) skipped: dog/bad.jpg") for step in domain.description)
+
+
+def test_harmonising_a_pair_checks_the_memory_of_the_upsized_domain(tmp_path, monkeypatch):
+    root = write_domain(tmp_path / "digits", classes=tuple(str(d) for d in range(10)), per_class=2)
+    monkeypatch.setenv("TRANSFER_LAB_MAX_RESIDENT_MB", "20")
+    with pytest.raises(SpecError, match=r"source digits:limit=300 resized to 64×64 to match the other domain.*TARGET:resize="):
+        make_pair("digits:limit=300", f"folder:{root}:resize=64")

@@ -442,3 +442,11 @@ def test_cli_reports_a_missing_dataset_in_one_clear_message(tmp_path, capsys):
     code = main(["run", "--source", "mnist", "--target", "usps", "--data-dir", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: dataset 'mnist'") and "Traceback" not in err
+
+
+def test_cli_download_offline_is_one_clear_error(tmp_path, capsys):
+    from tlcore.cli import main
+
+    assert main(["download", "usps", "--data-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: dataset 'usps'") and "usps.t.bz2" in err

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError
 from . import builtin, folder, torchvision_data
 from .domain import Domain, DomainPair, as_float
+from .limits import check_resident_size
 from .shifts import SHIFTS, apply_shifts, derive_generator
 from .spec import DatasetSpec, parse_spec
 
@@ -185,6 +186,13 @@ def _harmonise_images(source: Domain, target: Domain) -> tuple[Domain, Domain, l
         common = (max(s[0] for s in sizes.values()), max(s[1] for s in sizes.values()))
         for role in ("source", "target"):
             if sizes[role] != common:
+                domain = domains[role]
+                check_resident_size(
+                    f"{role} {domain.name} resized to {common[0]}×{common[1]} to match the other domain",
+                    len(domain.y_train) + len(domain.y_test), (domain.input_shape[0], *common),
+                    bytes_per_value=domain.x_train.element_size(),
+                    advice="bring the larger domain down first (e.g. TARGET:resize=32), ",
+                )
                 domains[role] = _with_images(domains[role], lambda x: _resized(x, common))
                 steps.append(f"{role} images resized from {sizes[role][0]}×{sizes[role][1]} to "
                              f"{common[0]}×{common[1]} (bilinear) to match the larger size")
