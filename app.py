@@ -22,8 +22,6 @@ from pages import _ui as ui  # noqa: E402
 from tlcore.device import describe_device, select_device  # noqa: E402
 from tlcore.train import warm_up  # noqa: E402
 
-st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
-
 
 def _quiet(fn) -> None:
     try:
@@ -44,29 +42,38 @@ def start_up(store_path: str) -> dict:
     return {"interrupted": ui.store().mark_interrupted(), "device": describe_device(select_device("auto"))}
 
 
-startup = start_up(str(ui.store().path))
-ui.init_state()
+def main() -> None:
+    st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
+    startup = start_up(str(ui.store().path))
+    ui.init_state()
 
-page = st.navigation([
-    st.Page("pages/lab.py", title="Lab", icon=":material/science:", default=True),
-    st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/inspect_run.py", title="Inspect", icon=":material/insights:", url_path="inspect"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
-])
+    page = st.navigation([
+        st.Page("pages/lab.py", title="Lab", icon=":material/science:", default=True),
+        st.Page("pages/data.py", title="Data", icon=":material/dataset:", url_path="data"),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+        st.Page("pages/inspect_run.py", title="Inspect", icon=":material/insights:", url_path="inspect"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
+    ])
 
-with st.sidebar:
-    st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
-                    help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
-    st.caption(f"**Device:** {startup['device']}")
-    umap = ui.umap_service().status()
-    if umap["error"]:
-        st.caption(f"**UMAP:** unavailable ({umap['error']}); PCA is shown instead")
-    elif umap["ready"]:
-        st.caption(f"**UMAP:** ready (warmed up in {umap['seconds']:.0f} s)")
-    elif umap["started"]:
-        st.caption(f"**UMAP:** warming up in the background ({umap['seconds']:.0f} s so far)…")
-    if startup["interrupted"]:
-        st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session were marked interrupted.")
+    with st.sidebar:
+        st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
+                        help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
+        st.caption(f"**Device:** {startup['device']}")
+        umap = ui.umap_service().status()
+        if umap["error"]:
+            st.caption(f"**UMAP:** unavailable ({umap['error']}); PCA is shown instead")
+        elif umap["ready"]:
+            st.caption(f"**UMAP:** ready (warmed up in {umap['seconds']:.0f} s)")
+        elif umap["started"]:
+            st.caption(f"**UMAP:** warming up in the background ({umap['seconds']:.0f} s so far)…")
+        if startup["interrupted"]:
+            st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session "
+                       "were marked interrupted.")
 
-page.run()
+    page.run()
+
+
+# Guarded: the UMAP helper process (pages/_umap_worker.py) is spawned while Streamlit has made this
+# script the __main__ module, and it imports it again under the name __mp_main__.
+if __name__ == "__main__":
+    main()

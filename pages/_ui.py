@@ -26,7 +26,8 @@ from tlcore.config import FieldInfo, RunConfig, form_fields
 from tlcore.data import DATASETS, SHIFTS, DatasetSpec, DomainPair, make_pair, parse_spec
 from tlcore.data.domain import as_float
 from tlcore.embed import project_pca
-from tlcore.errors import TransferLabError
+from tlcore.errors import (BudgetError, ClassMismatchError, DatasetUnavailableError, RepresentationMismatchError,
+                           TransferLabError)
 from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
 from tlcore.presets import PRESETS
 from tlcore.runs import ACTIVE_STATUSES, RunRecord, RunStore
@@ -55,9 +56,9 @@ def class_colour(c: int) -> str:
 
 def base_layout(title: str | None = None, height: int = 340) -> dict:
     """A projector-friendly layout: large type, tight margins, legend on top."""
-    return {"title": {"text": title, "font": {"size": 18}} if title else None, "height": height, "font": FONT,
-            "margin": {"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
-            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "left", "x": 0,
+    return {"title": {"text": title, "font": {"size": 18}, "y": 0.98, "yanchor": "top"} if title else None,
+            "height": height, "font": FONT, "margin": {"l": 10, "r": 10, "t": 80 if title else 40, "b": 10},
+            "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0,
                        "font": {"size": 14}}}
 
 
@@ -180,6 +181,32 @@ def init_state() -> None:
 def seed() -> int:
     """The seed from the sidebar."""
     return int(st.session_state.get(K.SEED, K.DEFAULTS[K.SEED]))
+
+
+def dataset_choices() -> list[str]:
+    """Datasets the Data page offers: the built-in ones first, then those that need a download
+    (datasets named by an argument, such as ``folder:PATH``, are for the CLI)."""
+    names = [name for name, info in DATASETS.items() if not info.takes_argument]
+    return sorted(names, key=lambda name: not DATASETS[name].builtin)
+
+
+def dataset_label(name: str) -> str:
+    info = DATASETS[name]
+    return f"{name} ({info.kind}{'' if info.builtin else ', needs a download'})"
+
+
+def explain_pair_error(exc: TransferLabError) -> str:
+    """A user-facing explanation of why a pair cannot be made (no traceback)."""
+    if isinstance(exc, (ClassMismatchError, RepresentationMismatchError)):
+        head = ("**These two domains cannot be paired.** Transfer needs a source and a target that share one "
+                "class set and one kind of input (2-D points or images): pick another dataset for one of them.")
+    elif isinstance(exc, BudgetError):
+        head = "**The target label budget is too large for this target.**"
+    elif isinstance(exc, DatasetUnavailableError):
+        head = "**A dataset is not available on this machine.**"
+    else:
+        head = "**These settings do not work.**"
+    return f"{head}\n\n{exc}"
 
 
 def spec_from_state(role: str) -> str:
@@ -437,7 +464,7 @@ def progress(events: Sequence[dict], status: str) -> tuple[float, str]:
 LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", "domain": "domain (discriminator)"}
 
 
-def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=300) -> go.Figure:
+def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=330) -> go.Figure:
     # Built from one plain dict: a few ms, against ~30 ms for update_layout, which keeps the live refresh cheap.
     return go.Figure({"data": traces, "layout": {
         **base_layout(title, height), "xaxis": {"title": {"text": x_title}},
@@ -466,13 +493,13 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, go.Figure]]:
               "name": "discriminator", "line": {"width": 3, "color": "#6a3d9a"}},
              {"type": "scatter", "mode": "lines", "x": [s["eval_steps"][0], s["eval_steps"][-1]] if s["eval_steps"]
               else [], "y": [0.5, 0.5], "name": "chance (0.5)", "line": {"dash": "dash", "color": "#888"}}],
-            "Domain-discriminator accuracy (0.5 = domains indistinguishable)", "step", "accuracy",
+            "Domain-discriminator accuracy (0.5 = chance)", "step", "accuracy",
             y_range=[0.3, 1.02])))
     if "feature_mmd2" in extras:
         figs.append(("mmd", _lines(
             [{"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": extras["feature_mmd2"],
               "name": "feature MMD²", "line": {"width": 3, "color": "#33a02c"}}],
-            "Feature MMD² between source and target (test sets)", "step", "MMD²")))
+            "Feature MMD², source vs target (test sets)", "step", "MMD²")))
     return figs
 
 
@@ -628,7 +655,8 @@ def boundary_figure(grid, pair: DomainPair, title: str, weights: np.ndarray | No
         xs = src.x_train.numpy()
         fig.add_trace(go.Scattergl(
             x=xs[:, 0], y=xs[:, 1], mode="markers", name="source (sized by importance weight)",
-            marker={"size": np.clip(3 + 5 * weights, 2, 30).tolist(), "color": [class_colour(c) for c in src.y_train.tolist()],
+            marker={"size": np.clip(3 + 5 * weights, 2, 30).tolist(),
+                    "color": [class_colour(c) for c in src.y_train.tolist()],
                     "line": {"width": 0.5, "color": "#222"}, "opacity": 0.8}))
     else:
         xs = src.x_test.numpy()
@@ -637,7 +665,8 @@ def boundary_figure(grid, pair: DomainPair, title: str, weights: np.ndarray | No
                                            "line": {"width": 0.5, "color": "#222"}}))
     xt = tgt.x_test.numpy()
     fig.add_trace(go.Scattergl(x=xt[:, 0], y=xt[:, 1], mode="markers", name="target",
-                               marker={"size": 7, "symbol": "x", "color": [class_colour(c) for c in tgt.y_test.tolist()]}))
+                               marker={"size": 7, "symbol": "x",
+                                       "color": [class_colour(c) for c in tgt.y_test.tolist()]}))
     fig.update_xaxes(range=[float(grid.xs[0]), float(grid.xs[-1])])
     fig.update_yaxes(range=[float(grid.ys[0]), float(grid.ys[-1])], scaleanchor="x", scaleratio=1)
     return layout(fig, title, height=460)

@@ -13,6 +13,7 @@ This module imports no streamlit: the helper process imports it by name.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,6 +22,15 @@ import numpy as np
 
 
 # --- what runs in the helper process ------------------------------------------------------
+def _lower_priority() -> None:
+    """Run the helper at a lower CPU priority: on a 2-core machine its minute of compilation
+    must not slow the training worker, the server or the browser."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):  # pragma: no cover - not on this platform
+        pass
+
+
 def _warm_up() -> dict:
     from tlcore.embed import umap_status, warm_up_umap
 
@@ -56,7 +66,8 @@ class UmapService:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: forking a process that runs threads (the server, torch) can deadlock.
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_lower_priority)
         return self._pool
 
     def warm_up(self) -> Future:

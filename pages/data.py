@@ -14,9 +14,8 @@ st.caption("Pick a source and a target from the built-in domains and shift them.
 
 def domain_controls(role: str) -> None:
     st.subheader(role.capitalize())
-    st.selectbox("Dataset", list(DATASETS), key=K.dataset(role),
-                 format_func=lambda name: f"{name} ({DATASETS[name].kind})",
-                 help="\n\n".join(f"**{d.name}**: {d.description}" for d in DATASETS.values()))
+    st.selectbox("Dataset", ui.dataset_choices(), key=K.dataset(role), format_func=ui.dataset_label,
+                 help="\n\n".join(f"**{name}**: {DATASETS[name].description}" for name in ui.dataset_choices()))
     kind = DATASETS[st.session_state[K.dataset(role)]].kind
     basic = [c for c in ui.SHIFT_CONTROLS if not c.advanced and ui.applies(c, kind)]
     more = [c for c in ui.SHIFT_CONTROLS if c.advanced and ui.applies(c, kind)]
@@ -61,13 +60,11 @@ try:
     with st.spinner("Loading the pair…"):
         pair = ui.load_pair(source, target, seed, budget)
 except TransferLabError as exc:
-    st.error(f"**These two domains cannot be paired.**\n\n{exc}\n\nTransfer needs a source and a target that "
-             "share one class set and one kind of input (2-D points or images): pick another dataset for one "
-             "of them.")
+    st.error(ui.explain_pair_error(exc))
     st.stop()
 
 st.divider()
-st.subheader("Examples per class")
+st.subheader("Examples per class" if pair.kind == "image" else "The two domains")
 if pair.kind == "image":
     left, right = st.columns(2, gap="large")
     for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):

@@ -208,6 +208,249 @@ def _cmd_runs(args) -> int:
     return 0
 
 
+class SweepBar:
+    """A whole sweep's progress on stderr, in :class:`ProgressBar`'s style: one bar over every
+    run of the sweep, redrawn in place on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, stream=None, width: int = 28):
+        self.stream, self.width = stream or sys.stderr, width
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._start = self._last = time.monotonic()
+        self._drawn = self._final_drawn = False
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        final = fraction >= 1.0
+        if self._final_drawn or (not final and now - self._last < (0.1 if self.tty else 5.0)):
+            return
+        self._last, self._final_drawn = now, final
+        elapsed = now - self._start
+        eta = elapsed / fraction * (1 - fraction) if fraction > 0 else 0.0
+        filled = int(self.width * fraction)
+        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {100 * fraction:3.0f}% {message} "
+                f"elapsed {elapsed:.0f}s eta {eta:.0f}s")
+        self.stream.write(("\r" + line + " " * 4) if self.tty else line + "\n")
+        self._drawn = True
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _mean_sd(mean: float, std: float | None) -> str:
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def _ntg_text(ntg) -> str:
+    if ntg is None:
+        return ""
+    interval = f" [{ntg.ci_low:+.3f}, {ntg.ci_high:+.3f}]" if ntg.ci_low is not None else ""
+    return f"{ntg.mean:+.4f}{interval} {ntg.label}"
+
+
+def _print_points(points, x_name: str) -> None:
+    print(f"  {x_name:>14}  {'strategy':<36} {'target accuracy':<17}  NTG (95% interval)")
+    for p in points:
+        x = "" if p.x is None else (f"{p.x:g}" if isinstance(p.x, float) else str(p.x))
+        print(f"  {x:>14}  {p.arm:<36} {_mean_sd(p.mean_accuracy, p.std_accuracy):<17}  {_ntg_text(p.ntg)}")
+
+
+def _print_sweep(result, lesson=None) -> None:
+    from .sweeps import BudgetResult, ShiftResult, SourceResult
+    spec = result.spec
+    seeds = " ".join(map(str, spec.seeds))
+    if lesson is not None:
+        print(f"lesson {lesson.name}: {lesson.title} (seeds {seeds})")
+    if isinstance(result, BudgetResult):
+        print(f"label budget: {spec.source} -> {spec.target} (seeds {seeds})")
+        _print_points(result.points, "k")
+        for arm in spec.arms[1:]:
+            ks = result.negative_budgets(arm.label)
+            print(f"negative-transfer region of {arm.label} (below target_only): "
+                  f"{'k = ' + ', '.join(map(str, ks)) if ks else 'none'}")
+    elif isinstance(result, ShiftResult):
+        axis = spec.axis
+        print(f"shift strength: {spec.shift} applied to the {axis.side} ({axis.why}); "
+              f"{spec.source} -> {spec.target}, k = {spec.target_labels} (seeds {seeds})")
+        _print_points(result.points, spec.shift)
+        print(f"  {spec.shift:>14}  input-space MMD²   proxy A-distance")
+        for value in spec.values:
+            gap = result.mean_gap(value)
+            if gap is not None:
+                print(f"  {value:>14g}  {gap[0]:<17.5f}  {gap[1]:.4f}")
+        print(f"crossover (first {spec.shift} value where {spec.adaptation} falls below target_only): "
+              f"{'none' if result.crossover is None else f'{result.crossover:g}'}")
+    elif isinstance(result, SourceResult):
+        print(f"which source for {spec.target}? strategy {spec.strategy}, k = {spec.target_labels} (seeds {seeds})")
+        print(f"  {'source':<28} {'MMD²':>9} {'PAD':>7} {'LogME':>9}  {'target acc':>10}  NTG (95% interval)")
+        for s in result.summaries:
+            def number(value, width, digits):
+                return f"{'':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+            print(f"  {s.source:<28} {number(s.mmd2, 9, 5)} {number(s.pad, 7, 3)} {number(s.logme, 9, 4)}  "
+                  f"{number(s.target_accuracy, 10, 4)}  {_ntg_text(s.ntg)}")
+        if not result.rows:
+            print("after training: not run yet (scores only); run without --before-only for the NTGs")
+        for c in result.correlations if result.rows else ():
+            rho = "undefined (needs 3 or more distinct sources)" if c.rho is None else \
+                f"{c.rho:+.3f} (p = {c.p_value:.3f})"
+            print(f"Spearman rank correlation of {c.score} with the NTG over {c.n} source(s): {rho}")
+    else:
+        _print_points(result.points, "")
+    if result.failed:
+        print(f"{len(result.failed)} run(s) failed (non-finite loss): "
+              + "; ".join(f"{f.arm} {f.x} seed {f.seed}" for f in result.failed))
+    if not result.complete:
+        print("incomplete: stopped before every run finished; run the same command again to resume")
+
+
+def _sweep_spec(args):
+    from .config import RunConfig
+    from .sweeps import BudgetSweep, ShiftSweep, SourceSweep
+    base = RunConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
+                     threads=args.threads, data_dir=args.data_dir or "", model=args.model)
+    seeds = tuple(args.seeds) if args.seeds else (0,)
+    if args.experiment == "budget":
+        budgets = tuple(b if b == "all" else _positive_int(b, "--budgets") for b in args.budgets)
+        adaptation = None if args.adaptation == "none" else args.adaptation
+        return BudgetSweep(source=args.source, target=args.target, adaptation=adaptation,
+                           adaptation_params=_parse_params(args.param), budgets=budgets, seeds=seeds, base=base)
+    if args.experiment == "shift":
+        return ShiftSweep(source=args.source, target=args.target, shift=args.shift, values=tuple(args.values or ()),
+                          adaptation=args.adaptation, adaptation_params=_parse_params(args.param),
+                          target_labels=args.target_labels, seeds=seeds, base=base)
+    return SourceSweep(target=args.target, sources=tuple(args.sources), strategy=args.strategy,
+                       params=_parse_params(args.param), target_labels=args.target_labels, seeds=seeds, base=base)
+
+
+def _positive_int(text: str, option: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise TransferLabError(f"{option} takes positive integers or 'all', got {text!r}") from None
+
+
+def _cmd_sweep(args) -> int:
+    from .download import download_progress
+    from .lessons import LESSONS
+    from .runs import RunStore
+    from .sweeps import export_sweep, run_sweep, score_sources, sweep_to_dict
+
+    lesson = LESSONS.get(args.experiment)
+    if lesson is not None:
+        if args.seeds:
+            lesson = lesson.with_seeds(args.seeds)
+        spec = lesson.sweep
+    else:
+        spec = _sweep_spec(args)
+    store = RunStore(args.store) if args.store else RunStore()
+    bar = None if args.quiet else SweepBar()
+    try:
+        with download_progress(None if args.quiet else DownloadBar()):
+            if getattr(args, "before_only", False):
+                result = score_sources(spec, store, progress=bar)
+            else:
+                result = run_sweep(spec, store, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    checks = lesson.check(result) if lesson is not None else ()
+    if args.export:
+        path = export_sweep(result, args.export)
+        print(f"wrote sweep ({len(result.rows)} run(s)) to {path}", file=sys.stderr)
+    if args.json:
+        doc = sweep_to_dict(result)
+        if lesson is not None:
+            doc["lesson"] = lesson.name
+            doc["claims"] = [c.to_dict() for c in checks]
+        print(json.dumps(doc))
+    elif args.csv:
+        import csv
+        rows = result.to_rows()
+        fieldnames = list(rows[0]) if rows else []
+        if args.csv == "-":
+            writer = csv.DictWriter(sys.stdout, fieldnames=fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=fieldnames)
+                writer.writeheader()
+                writer.writerows(rows)
+            print(f"wrote {len(rows)} row(s) to {args.csv}")
+    else:
+        _print_sweep(result, lesson)
+        for check in checks:
+            spread = f" ± {check.std_difference:.4f}" if check.std_difference is not None else ""
+            print(f"claim {'holds' if check.holds else 'does NOT hold'}: {check.text} "
+                  f"(mean difference {check.mean_difference:+.4f}{spread} over seeds {list(check.seeds)})")
+    return 0
+
+
+def _add_sweep_parser(sub, defaults) -> None:
+    from .lessons import LESSONS
+    from .sweeps import SWEEPABLE_SHIFTS
+    s = sub.add_parser("sweep", help="negative-transfer sweeps (budget, shift, source) and classroom lessons",
+                       description="Run a sweep of short runs into the run store (stored runs are reused). "
+                                   "Lessons: " + ", ".join(LESSONS))
+    experiments = s.add_subparsers(dest="experiment", required=True, metavar="{budget,shift,source,LESSON}")
+
+    def output_options(p, lesson: bool = False):
+        if not lesson:
+            p.add_argument("--epochs", type=int, default=defaults.epochs)
+            p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+            p.add_argument("--lr", type=float, default=defaults.lr)
+            p.add_argument("--device", default="auto")
+            p.add_argument("--threads", type=int, default=0)
+            p.add_argument("--model", default=defaults.model)
+            p.add_argument("--data-dir", default="", help="dataset directory (default: $TRANSFER_LAB_DATA or <home>/data)")
+        p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                       help="seeds (default: " + ("the lesson's" if lesson else "0") + ")")
+        p.add_argument("--store", default="", help="run store path (default: the per-user store)")
+        p.add_argument("--export", metavar="FILE.json", help="also write the sweep (configs and results) as a file "
+                                                            "the app can load")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        out = p.add_mutually_exclusive_group()
+        out.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
+        out.add_argument("--csv", metavar="PATH", help="write one row per run (source sweeps: per source) as CSV "
+                                                      "(- for stdout)")
+        p.set_defaults(func=_cmd_sweep)
+
+    p = experiments.add_parser("budget", help="target accuracy against labelled target examples per class")
+    p.add_argument("--source", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--adaptation", default="dann", help="adaptation strategy besides finetune (none: skip)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="adaptation hyperparameter (repeatable)")
+    p.add_argument("--budgets", nargs="+", default=["1", "2", "5", "10", "50", "all"], metavar="K",
+                   help="labelled target examples per class; all = as many as every class has")
+    output_options(p)
+
+    p = experiments.add_parser("shift", help="target accuracy and domain gap against the strength of one shift")
+    p.add_argument("--source", required=True)
+    p.add_argument("--target", required=True)
+    p.add_argument("--shift", default="rotate", choices=tuple(SWEEPABLE_SHIFTS),
+                   help="; ".join(f"{a.name}: the {a.side}" for a in SWEEPABLE_SHIFTS.values()))
+    p.add_argument("--values", type=float, nargs="+", metavar="VALUE", help="shift values (default: per shift)")
+    p.add_argument("--adaptation", default="dann")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="adaptation hyperparameter (repeatable)")
+    p.add_argument("--target-labels", type=int, default=5, metavar="K")
+    output_options(p)
+
+    p = experiments.add_parser("source", help="which of up to five sources transfers best to a target")
+    p.add_argument("--target", required=True)
+    p.add_argument("--sources", nargs="+", required=True, metavar="SPEC")
+    p.add_argument("--strategy", default="finetune")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="strategy hyperparameter (repeatable)")
+    p.add_argument("--target-labels", type=int, default=5, metavar="K")
+    p.add_argument("--before-only", action="store_true",
+                   help="only the scores before training (gap and LogME; one source_only run per source)")
+    output_options(p)
+
+    for name, lesson in LESSONS.items():
+        output_options(experiments.add_parser(name, help=f"lesson: {lesson.title}"), lesson=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .config import RunConfig
     d = RunConfig()
@@ -268,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default="")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_runs)
+
+    _add_sweep_parser(sub, d)
     return p
 
 

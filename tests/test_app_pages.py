@@ -1,0 +1,270 @@
+"""Every page of the app under Streamlit's AppTest, with seeded session state.
+
+Each test opens the app, switches to one page and checks that it runs without
+an exception and draws the widgets and charts it should. Runs are short
+(moons, a few epochs) so that the whole file takes well under a minute on 2 cores.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from pages import _keys as K  # noqa: E402
+from tlcore.api import run_experiment  # noqa: E402
+from tlcore.config import RunConfig  # noqa: E402
+from tlcore.runs import RunStore  # noqa: E402
+from tlcore.worker import get_worker  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+FAST = dict(epochs=2, batch_size=64, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_app(monkeypatch):
+    """No background warm-ups in page tests; stop whatever runs a test started."""
+    monkeypatch.setenv("TRANSFER_LAB_WARMUP", "0")
+    yield
+    worker = get_worker()
+    for job in worker.active_jobs():
+        job.stop_event.set()
+    for job in worker.active_jobs():
+        job.thread.join(60)
+
+
+def open_page(page: str | None, state: dict | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state[K.PROJECTION] = "PCA"  # no UMAP helper process in page tests
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.query_params.update(query or {})
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def wait_for_jobs(timeout: float = 120.0) -> None:
+    worker = get_worker()
+    deadline = time.time() + timeout
+    while worker.active_jobs() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not worker.active_jobs(), "background runs did not finish in time"
+
+
+def finished_run(**overrides) -> str:
+    config = RunConfig(**{"source": "moons", "target": "moons:rotate=30", "strategy": "dann", **FAST, **overrides})
+    return run_experiment(config, store=RunStore()).run_id
+
+
+def fake_run(store: RunStore, strategy: str, seed: int, target_accuracy: float, **metrics) -> str:
+    config = RunConfig(source="digits:permute", target="digits", strategy=strategy, target_labels=2, seed=seed,
+                       epochs=1)
+    run_id = store.create_run(config.to_dict(), status="running")
+    store.finish(run_id, "done", {"target_accuracy": target_accuracy, "source_accuracy": 0.9, **metrics})
+    return run_id
+
+
+# --- Lab ------------------------------------------------------------------------------------------
+def test_lab_page_shows_the_presets_and_recent_runs():
+    at = open_page(None)
+    assert at.title[0].value == "Transfer Lab"
+    assert any("domain shift" in m.value for m in at.markdown)
+    labels = [b.label for b in at.button]
+    assert labels.count("Run this preset") == 3
+    assert any("No runs yet" in i.value for i in at.info)
+
+    finished_run()
+    at.run()
+    assert_clean(at)
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 1
+
+
+def test_a_preset_fills_the_pages_and_starts_a_run():
+    at = open_page(None)
+    at.button(key=K.preset("moons_dann")).click().run()
+    assert_clean(at)
+    state = at.session_state
+    assert state[K.STRATEGY] == "dann" and state[K.EPOCHS] == 40
+    assert state[K.dataset("source")] == "moons" and state[K.dataset("target")] == "moons"
+    assert state[K.shift("target", "rotate")] == 35.0
+    run_id = state[K.RUN_ID]
+    assert at.query_params["run"] == [run_id] or at.query_params["run"] == run_id
+    # the Train page is shown, attached to the preset's run
+    assert any(run_id in m.value for m in at.markdown)
+    # the Data page now builds the preset's pair
+    at.switch_page("pages/data.py").run()
+    assert_clean(at)
+    assert [c.value for c in at.code] == ["moons", "moons:rotate=35"]
+    wait_for_jobs()
+    strategies = sorted(r.strategy for r in RunStore().list_runs())
+    assert strategies == ["dann", "source_only"]  # the preset's run and the one it is compared with
+
+
+# --- Data -----------------------------------------------------------------------------------------
+def test_data_page_default_pair_shows_both_domains_and_the_gap():
+    at = open_page("pages/data.py")
+    assert [s.value for s in at.selectbox] == ["moons", "moons"]
+    assert at.slider(key=K.shift("target", "rotate")).value == 30.0
+    assert [c.value for c in at.code] == ["moons", "moons:rotate=30"]
+    assert charts(at) == 4  # source points, target points, class balance, raw inputs by domain
+    assert [m.label for m in at.metric] == ["MMD² (raw inputs)", "p-value (permutation test)", "Proxy A-distance"]
+    assert any("rotated by 30" in m.value for m in at.markdown)  # the preprocessing in words
+
+    at.slider(key=K.shift("source", "noise")).set_value(0.2).run()
+    assert_clean(at)
+    assert at.code[0].value == "moons:noise=0.2"
+
+
+def test_data_page_images_show_example_grids():
+    state = {K.dataset("source"): "digits", K.dataset("target"): "digits", K.shift("target", "rotate"): 0.0,
+             K.shift("target", "invert"): True}
+    at = open_page("pages/data.py", state)
+    assert [c.value for c in at.code] == ["digits", "digits:invert"]
+    assert at.checkbox(key=K.shift("target", "invert")).value is True
+    assert charts(at) == 4  # two image grids, class balance, PCA of raw inputs
+    assert any("PCA" in str(c.proto.spec) for c in at.get("plotly_chart"))
+
+
+@pytest.mark.parametrize("source,target,words", [("moons", "digits", "vector domain"),
+                                                 ("moons", "blobs", "class set")])
+def test_data_page_explains_a_mismatched_pair(source, target, words):
+    at = open_page("pages/data.py", {K.dataset("source"): source, K.dataset("target"): target})
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "cannot be paired" in message and words in message
+    assert charts(at) == 0
+
+
+# --- Train ----------------------------------------------------------------------------------------
+def test_train_page_builds_hyperparameter_widgets_from_the_config():
+    at = open_page("pages/train.py")
+    assert at.selectbox(key=K.STRATEGY).value == "dann"
+    for name in ("weight", "gamma", "hidden"):
+        at.number_input(key=K.param("dann", name))
+    assert at.number_input(key=K.EPOCHS).value == 30
+    assert at.button(key=K.START).disabled is False and at.button(key=K.STOP).disabled is True
+    assert any("No run yet" in i.value for i in at.info)
+
+    at.selectbox(key=K.STRATEGY).set_value("finetune").run()
+    assert_clean(at)
+    assert at.checkbox(key=K.param("finetune", "reset_head")).value is False
+    assert at.number_input(key=K.param("finetune", "freeze_depth")).value == 0
+    assert any("labelled target examples" in w.value for w in at.warning)
+
+
+def test_train_start_draws_live_charts_and_a_refresh_reattaches_without_a_new_run():
+    at = open_page("pages/train.py", {K.EPOCHS: 3})
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    run_id = at.session_state[K.RUN_ID]
+    assert run_id and len(RunStore().list_runs()) == 1
+    assert at.button(key=K.START).disabled is True
+    wait_for_jobs()
+    at.run()
+    assert_clean(at)
+    assert charts(at) == 4  # losses, accuracy, domain-discriminator accuracy, feature MMD²
+    assert [m.label for m in at.metric][:2] == ["Target accuracy", "Source accuracy"]
+    assert "done after" in at.get("progress")[0].proto.text
+
+    # A fresh session with ?run=ID (a browser refresh) shows the same run and starts nothing.
+    again = open_page("pages/train.py", query={"run": run_id})
+    assert again.session_state[K.RUN_ID] == run_id
+    assert any(run_id in m.value for m in again.markdown)
+    assert len(RunStore().list_runs()) == 1
+
+
+def test_train_stop_keeps_the_run_as_stopped():
+    at = open_page("pages/train.py", {K.EPOCHS: 1000})
+    at.button(key=K.START).click().run()
+    run_id = at.session_state[K.RUN_ID]
+    t0 = time.perf_counter()
+    at.button(key=K.STOP).click().run()
+    assert_clean(at)
+    assert time.perf_counter() - t0 < 5
+    assert RunStore().get_run(run_id).status == "stopped"
+    assert any("**stopped**" in m.value for m in at.markdown)
+
+
+def test_train_page_shows_the_ntg_of_a_run_with_a_target_budget():
+    run_id = finished_run(strategy="finetune", target_labels=2, source="moons:permute", target="moons")
+    at = open_page("pages/train.py", query={"run": run_id})
+    assert any("NTG" in m.value for m in at.markdown)
+
+
+def test_a_start_error_is_shown_not_raised():
+    at = open_page("pages/train.py", {K.dataset("target"): "digits"})
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    assert at.error and "vector" in at.error[0].value
+
+
+# --- Inspect --------------------------------------------------------------------------------------
+def test_inspect_page_compares_a_run_with_its_source_only_baseline():
+    run_id = finished_run()
+    finished_run(strategy="source_only")
+    at = open_page("pages/inspect_run.py", {K.INSPECT_RUN: run_id})
+    labels = [m.label for m in at.metric]
+    assert labels.count("MMD² (features)") == 2 and labels.count("Proxy A-distance") == 2
+    # two embeddings, two decision boundaries, two confusion matrices, per-class accuracy
+    assert charts(at) == 7
+    assert at.toggle(key=K.BY_CLASS).value is False
+    at.toggle(key=K.BY_CLASS).set_value(True).run()
+    assert_clean(at)
+    assert charts(at) == 7
+
+
+def test_inspect_page_trains_a_missing_baseline_in_the_background():
+    run_id = finished_run()
+    at = open_page("pages/inspect_run.py", {K.INSPECT_RUN: run_id})
+    baselines = [r for r in RunStore().list_runs() if r.tags.get("inspect_baseline_of") == run_id]
+    assert len(baselines) == 1 and baselines[0].strategy == "source_only"
+    wait_for_jobs()
+    at.run()
+    assert_clean(at)
+    assert [m.label for m in at.metric].count("MMD² (features)") == 2
+    assert len([r for r in RunStore().list_runs() if r.strategy == "source_only"]) == 1  # not started twice
+
+
+def test_inspect_page_shows_importance_weights_of_images():
+    run_id = finished_run(strategy="importance_weighting", source="digits", target="digits:invert", epochs=1)
+    at = open_page("pages/inspect_run.py", {K.INSPECT_RUN: run_id})
+    assert any("Highest weights" in m.value for m in at.markdown)
+    assert len(at.get("imgs")) >= 2 or len(at.image) >= 2
+
+
+# --- Compare --------------------------------------------------------------------------------------
+def test_compare_page_summarises_strategies_exports_and_deletes():
+    store = RunStore()
+    fake_run(store, "target_only", 0, 0.60)
+    fake_run(store, "finetune", 0, 0.40, ntg=0.20, target_only_accuracy=0.60)
+    victim = fake_run(store, "finetune", 1, 0.50, ntg=0.10, target_only_accuracy=0.60)
+    at = open_page("pages/compare.py")
+    assert len(at.dataframe[0].value) == 3
+    assert charts(at) == 2  # target accuracy by strategy, NTG by strategy
+    ntg_chart = next(c for c in at.get("plotly_chart") if "Negative-transfer" in str(c.proto.spec))
+    assert "#d62728" in str(ntg_chart.proto.spec)  # a positive NTG is drawn red
+    assert at.get("download_button")
+
+    at.multiselect(key=K.STRATEGY_FILTER).set_value(["finetune"]).run()
+    assert len(at.dataframe[0].value) == 2
+
+    at.selectbox(key=K.DELETE_ID).set_value(victim).run()
+    at.checkbox(key=K.DELETE_CONFIRM).check().run()
+    at.button(key=K.DELETE).click().run()
+    assert_clean(at)
+    assert victim not in [r.id for r in store.list_runs()]
+    assert any("Deleted run" in s.value for s in at.success)

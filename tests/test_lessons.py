@@ -1,0 +1,113 @@
+"""Classroom lessons: the registry is well formed, claims are checked correctly, and, over
+three seeds on the built-in data, every lesson's claims hold (the slow part).
+
+The slow tests share one run store, so a run that two lessons both use trains once.
+"""
+import math
+
+import pytest
+
+from tlcore.config import RunConfig
+from tlcore.lessons import LESSON_SEEDS, LESSONS, Claim, Lesson
+from tlcore.runs import RunStore
+from tlcore.sweeps import (ArmPoint, BudgetSweep, ComparisonResult, ComparisonSweep, RunRow, ShiftSweep,
+                           SourceSweep, plan_sweep)
+
+
+def test_registry_has_the_six_lessons_in_teaching_order():
+    assert list(LESSONS) == ["fine_tuning_few_labels", "feature_extraction_vs_fine_tuning",
+                             "adversarial_alignment_moons", "importance_weighting_covariate_shift",
+                             "negative_transfer_unrelated_source", "too_much_alignment"]
+    for name, lesson in LESSONS.items():
+        assert lesson.name == name
+        assert lesson.title and len(lesson.explanation) > 100 and lesson.look_for and lesson.claims
+        assert lesson.sweep.seeds == LESSON_SEEDS
+
+
+def _arm_labels(spec):
+    if isinstance(spec, ComparisonSweep):
+        return {label for label, _ in spec.arms}
+    return {arm.label for arm in spec.arms}
+
+
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_every_claim_names_arms_and_a_point_that_the_sweep_has(name):
+    lesson = LESSONS[name]
+    labels = _arm_labels(lesson.sweep)
+    for claim in lesson.claims:
+        assert {claim.better, claim.worse} <= labels, (claim, labels)
+        assert claim.better != claim.worse
+        if isinstance(lesson.sweep, BudgetSweep):
+            assert claim.at in lesson.sweep.budgets
+        elif isinstance(lesson.sweep, ShiftSweep):
+            assert claim.at in lesson.sweep.values
+        elif isinstance(lesson.sweep, SourceSweep):
+            assert claim.at in lesson.sweep.sources
+        else:
+            assert claim.at is None
+
+
+def test_lesson_sweeps_stay_small():
+    """A lesson is for a class on a projector: a few dozen short runs at most."""
+    for lesson in LESSONS.values():
+        if isinstance(lesson.sweep, ComparisonSweep):
+            runs = len(plan_sweep(lesson.sweep))
+        else:
+            runs = len(lesson.sweep.arms) * len(lesson.sweep.budgets) * len(lesson.sweep.seeds)
+        assert runs <= 30, (lesson.name, runs)
+
+
+def _result(accuracies):
+    """A comparison result with the given {arm: {seed: accuracy}}."""
+    config = RunConfig(source="moons", target="moons", strategy="source_only")
+    spec = ComparisonSweep(arms=tuple((arm, config) for arm in accuracies), seeds=(0, 1, 2))
+    rows = tuple(RunRow(arm=arm, strategy="source_only", x=None, seed=seed, target_accuracy=acc, source_accuracy=1.0,
+                        ntg=None, target_only_accuracy=None, run_id=f"{arm}{seed}")
+                 for arm, by_seed in accuracies.items() for seed, acc in by_seed.items())
+    points = tuple(ArmPoint(arm, "source_only", None, 3, 0.0, 0.0, None) for arm in accuracies)
+    return ComparisonResult(spec=spec, plan=plan_sweep(spec), rows=rows, points=points)
+
+
+def test_claim_check_pairs_seeds_and_compares_the_mean_with_the_margin():
+    result = _result({"a": {0: 0.9, 1: 0.8, 2: 0.7}, "b": {0: 0.8, 1: 0.8, 2: 0.5}})
+    check = Claim("a beats b", better="a", worse="b", margin=0.05).check(result)
+    assert check.seeds == (0, 1, 2)
+    assert check.differences == pytest.approx((0.1, 0.0, 0.2))
+    assert check.mean_difference == pytest.approx(0.1)
+    assert check.std_difference == pytest.approx(0.1)
+    assert check.holds
+    assert not Claim("a beats b by 20", better="a", worse="b", margin=0.2).check(result).holds
+    assert not Claim("b beats a", better="b", worse="a").check(result).holds
+    assert Claim("b within 15 of a", better="b", worse="a", margin=-0.15).check(result).holds
+
+
+def test_claim_uses_only_seeds_both_arms_have_and_fails_without_any():
+    result = _result({"a": {0: 0.9, 2: 0.7}, "b": {0: 0.8, 1: 0.1, 2: 0.8}})
+    check = Claim("a beats b", better="a", worse="b").check(result)
+    assert check.seeds == (0, 2) and check.mean_difference == pytest.approx(0.0) and not check.holds
+    empty = Claim("x beats b", better="x", worse="b").check(result)
+    assert not empty.holds and empty.seeds == () and math.isnan(empty.mean_difference)
+
+
+def test_with_seeds_changes_only_the_seeds():
+    lesson = LESSONS["adversarial_alignment_moons"]
+    fewer = lesson.with_seeds([4])
+    assert isinstance(fewer, Lesson) and fewer.sweep.seeds == (4,)
+    assert fewer.sweep.arms == lesson.sweep.arms and fewer.claims == lesson.claims
+
+
+# ------------------------------------------------------------------------------ the phenomena
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    return RunStore(tmp_path_factory.mktemp("lessons") / "runs.sqlite")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_lesson_claims_hold_over_three_seeds(name, shared_store):
+    lesson = LESSONS[name]
+    result = lesson.run(shared_store)
+    assert result.complete and not result.failed
+    for check in lesson.check(result):
+        assert check.seeds == LESSON_SEEDS, check
+        assert check.holds, (name, check.text, check.differences)
