@@ -17,10 +17,8 @@ if str(ROOT) not in sys.path:  # `pages` and `tlcore` import from a plain checko
 
 import streamlit as st  # noqa: E402
 
-from pages import _keys as K  # noqa: E402
-from pages import _ui as ui  # noqa: E402
-from tlcore.device import describe_device, select_device  # noqa: E402
-from tlcore.train import warm_up  # noqa: E402
+# The app's own modules are imported inside the functions below: the UMAP helper process
+# (pages/_umap_worker.py) imports this file again under the name __mp_main__, and needs none of them.
 
 
 def _quiet(fn) -> None:
@@ -36,6 +34,10 @@ def start_up(store_path: str) -> dict:
     compilation, in the helper process that computes every UMAP (see pages/_umap_worker.py);
     torch's first optimiser step, in a thread) and mark runs whose process died as interrupted.
     ``TRANSFER_LAB_WARMUP=0`` skips the warm-ups (the page tests)."""
+    from pages import _ui as ui
+    from tlcore.device import describe_device, select_device
+    from tlcore.train import warm_up
+
     if os.environ.get("TRANSFER_LAB_WARMUP", "1") != "0":
         ui.umap_service().warm_up()
         threading.Thread(target=_quiet, args=(warm_up,), name="torch-warmup", daemon=True).start()
@@ -43,6 +45,9 @@ def start_up(store_path: str) -> dict:
 
 
 def main() -> None:
+    from pages import _keys as K
+    from pages import _ui as ui
+
     st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
     startup = start_up(str(ui.store().path))
     ui.init_state()
@@ -70,7 +75,8 @@ def main() -> None:
             st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session "
                        "were marked interrupted.")
 
-    page.run()
+    with ui.app_page_run():
+        page.run()
 
 
 # Guarded: the UMAP helper process (pages/_umap_worker.py) is spawned while Streamlit has made this

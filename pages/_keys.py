@@ -62,6 +62,7 @@ def param(strategy: str, name: str) -> str:
 RECENT = "btn.lab.recent"           # selection in the recent-runs table
 OPEN_TRAIN = "btn.lab.open_train"
 OPEN_INSPECT = "btn.lab.open_inspect"
+GOTO_TRAIN = "s.lab.goto_train"     # a preset has started: show it on the Train page
 
 
 def preset(name: str) -> str:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import statistics
+import threading
 import time
+from contextlib import contextmanager
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -29,6 +32,7 @@ from tlcore.embed import project_pca
 from tlcore.errors import (BudgetError, ClassMismatchError, DatasetUnavailableError, RepresentationMismatchError,
                            TransferLabError)
 from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
+from tlcore.paths import default_store_path
 from tlcore.presets import PRESETS
 from tlcore.runs import ACTIVE_STATUSES, RunRecord, RunStore
 from tlcore.strategies import STRATEGIES
@@ -65,6 +69,37 @@ def base_layout(title: str | None = None, height: int = 340) -> dict:
 def layout(fig: go.Figure, title: str | None = None, height: int = 340, **kw) -> go.Figure:
     fig.update_layout(**base_layout(title, height), **kw)
     return fig
+
+
+# --- the app around a page -------------------------------------------------------------------
+_app_run = threading.local()
+
+
+@contextmanager
+def app_page_run():
+    """Marks that app.py is running a page through ``st.navigation`` (see :func:`inside_app`)."""
+    _app_run.active = True
+    try:
+        yield
+    finally:
+        _app_run.active = False
+
+
+def inside_app() -> None:
+    """Every page calls this first.
+
+    While no session has run app.py yet, Streamlit treats a folder called ``pages/`` next to
+    the main script as its older, folder-based navigation: the first request after the
+    server starts that names a page (a refresh of ``/train?run=…``) runs that file alone,
+    without app.py's state, sidebar and navigation. Then run the app, which draws the same
+    page through ``st.navigation`` (from then on the folder is ignored), and end the bare run.
+    """
+    if getattr(_app_run, "active", False):
+        return
+    import app
+
+    app.main()
+    st.stop()
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -253,6 +288,26 @@ def apply_config(config: RunConfig) -> None:
         state[key] = value
 
 
+def field_widget(f: FieldInfo, key: str, label: str | None = None, step: float | None = None) -> None:
+    """The widget for one config field (see ``tlcore.config.form_fields``): a checkbox for a
+    bool, a select box for choices, else a number input within the field's range."""
+    label = label or f.name
+    if f.type is bool:
+        st.checkbox(label, key=key, help=f.help)
+    elif f.choices:
+        st.selectbox(label, list(f.choices), key=key, help=f.help)
+    elif f.type is int:
+        st.number_input(label, min_value=None if f.min is None else int(f.min),
+                        max_value=None if f.max is None else int(f.max), step=int(step or 1), key=key, help=f.help)
+    else:
+        if step is None:  # a tenth of the default's order of magnitude: 1.0 → 0.1, 0.003 → 0.0001
+            magnitude = abs(float(f.default)) or 1.0
+            step = 10.0 ** (math.floor(math.log10(magnitude)) - 1)
+        st.number_input(label, min_value=None if f.min is None else float(f.min),
+                        max_value=None if f.max is None else float(f.max), step=float(step), format="%.4g",
+                        key=key, help=f.help)
+
+
 def flash(message: str | None = None, kind: str = "success") -> None:
     """Queue ``message`` ("success", "warning" or "error") for the next run, or show (and clear)
     the queued one."""
@@ -264,9 +319,20 @@ def flash(message: str | None = None, kind: str = "success") -> None:
 
 
 # --- runs ---------------------------------------------------------------------------------------
+_stores: dict[str, RunStore] = {}
+
+
 def store() -> RunStore:
-    """The run store of this app (``$TRANSFER_LAB_HOME/runs.sqlite`` or the user data directory)."""
-    return RunStore()
+    """The run store of this app (``$TRANSFER_LAB_HOME/runs.sqlite`` or the user data directory).
+
+    One :class:`RunStore` per database path, reused: it holds no connection (each call opens
+    its own), and building one checks the schema, which costs connections that a live refresh
+    should not pay for every half second.
+    """
+    path = str(default_store_path())
+    if path not in _stores:
+        _stores[path] = RunStore(path)
+    return _stores[path]
 
 
 def attach(run_id: str | None) -> None:
@@ -326,14 +392,26 @@ def apply_preset(name: str) -> str:
     return run_id
 
 
-def pull_events(run_id: str) -> list[dict]:
-    """Read the attached run's new events into session state (incremental); return all so far."""
+def run_preset(name: str) -> None:
+    """Preset button callback (it runs before any widget is drawn, so it may fill them all):
+    start the preset, then let the Lab page switch to Train."""
+    try:
+        apply_preset(name)
+    except TransferLabError as exc:
+        flash(f"The preset could not start: {exc}", kind="error")
+    else:
+        st.session_state[K.GOTO_TRAIN] = True
+
+
+def pull_events(run_id: str) -> tuple[list[dict], int]:
+    """Read the attached run's new events into session state (incremental, one query);
+    return all events so far and how many were new."""
     state = st.session_state
     new = store().events(run_id, after_seq=state.get(K.LAST_SEQ, -1))
     if new:
         state[K.EVENTS] = state.get(K.EVENTS, []) + new
         state[K.LAST_SEQ] = new[-1]["seq"]
-    return state.get(K.EVENTS, [])
+    return state.get(K.EVENTS, []), len(new)
 
 
 def run_label(rec: RunRecord) -> str:
@@ -419,12 +497,16 @@ def series(events: Sequence[dict]) -> dict[str, Any]:
     """Events as plottable series: loss terms per step, accuracies and extras per evaluation."""
     steps, losses = [], {}
     eval_steps, src_acc, tgt_acc, extras = [], [], [], {}
-    started = None
+    started, phases = None, []
     for e in events:
         kind = e["kind"]
         if kind == "started":
             started = e
         elif kind == "step":
+            if phases and phases[-1][1] != e["phase"]:  # a new phase began after the previous step event
+                phases.append((steps[-1], e["phase"]))
+            elif not phases:
+                phases.append((0, e["phase"]))
             steps.append(e["step"])
             for name, value in e["losses"].items():
                 if name != "total":
@@ -441,7 +523,7 @@ def series(events: Sequence[dict]) -> dict[str, Any]:
             for name in extras:
                 if len(extras[name]) < len(eval_steps):
                     extras[name].append(None)
-    return {"started": started, "steps": steps, "losses": losses, "eval_steps": eval_steps,
+    return {"started": started, "phases": phases[1:], "steps": steps, "losses": losses, "eval_steps": eval_steps,
             "source_accuracy": src_acc, "target_accuracy": tgt_acc, "extras": extras}
 
 
@@ -464,28 +546,61 @@ def progress(events: Sequence[dict], status: str) -> tuple[float, str]:
 LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", "domain": "domain (discriminator)"}
 
 
-def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=330) -> go.Figure:
+def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=330,
+           phases: Sequence[tuple[int, str]] = ()) -> go.Figure:
     # Built from one plain dict: a few ms, against ~30 ms for update_layout, which keeps the live refresh cheap.
+    shapes = [{"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
+               "line": {"dash": "dot", "color": "#777", "width": 2}} for step, _ in phases]
+    notes = [{"xref": "x", "yref": "paper", "x": step, "y": 1, "text": name, "showarrow": False,
+              "xanchor": "left", "yanchor": "top", "font": {"size": 14, "color": "#555"}} for step, name in phases]
     return go.Figure({"data": traces, "layout": {
-        **base_layout(title, height), "xaxis": {"title": {"text": x_title}},
-        "yaxis": {"title": {"text": y_title}, "range": y_range}, "uirevision": "live"}})  # keeps a user's zoom
+        **base_layout(title, height), "showlegend": True, "shapes": shapes, "annotations": notes,
+        "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}, "range": y_range},
+        "uirevision": "live"}})  # keeps a user's zoom across refreshes
+
+
+MAX_CURVE_POINTS = 500  # longer curves are thinned for display, so a refresh stays cheap on long runs
+
+
+def _thin(values: list, every: int) -> list:
+    """Every ``every``-th value, always with the first and the last."""
+    if every <= 1 or len(values) <= 2:
+        return values
+    kept = values[::every]
+    return kept + values[-1:] if (len(values) - 1) % every else kept
+
+
+def thinned(s: dict) -> dict:
+    """``series`` with every curve cut to about MAX_CURVE_POINTS points (keeping the last one)."""
+    step_every = math.ceil(len(s["steps"]) / MAX_CURVE_POINTS)
+    eval_every = math.ceil(len(s["eval_steps"]) / MAX_CURVE_POINTS)
+    if step_every <= 1 and eval_every <= 1:
+        return s
+    return {**s, "steps": _thin(s["steps"], step_every),
+            "losses": {k: _thin(v, step_every) for k, v in s["losses"].items()},
+            "eval_steps": _thin(s["eval_steps"], eval_every),
+            "source_accuracy": _thin(s["source_accuracy"], eval_every),
+            "target_accuracy": _thin(s["target_accuracy"], eval_every),
+            "extras": {k: _thin(v, eval_every) for k, v in s["extras"].items()}}
 
 
 def live_figures(events: Sequence[dict]) -> list[tuple[str, go.Figure]]:
     """The Train page's charts: loss terms; source and target accuracy; domain-discriminator
     accuracy (when the strategy has one) and feature MMD² over time."""
-    s = series(events)
+    s = thinned(series(events))
     figs = []
     loss_traces = [{"type": "scatter", "mode": "lines", "x": s["steps"], "y": v, "name": LOSS_NAMES.get(k, k),
                     "line": {"width": 3}} for k, v in s["losses"].items()]
-    figs.append(("losses", _lines(loss_traces, "Loss terms (raw, before weighting)", "step", "loss")))
+    figs.append(("losses", _lines(loss_traces, "Loss terms (raw, before weighting)", "step", "loss",
+                                  phases=s["phases"])))
     acc_traces = [
         {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": s["source_accuracy"],
          "name": "source test", "line": {"width": 3, "color": SOURCE_COLOUR}},
         {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": s["target_accuracy"],
          "name": "target test", "line": {"width": 3, "color": TARGET_COLOUR}},
     ]
-    figs.append(("accuracy", _lines(acc_traces, "Accuracy", "step", "accuracy", y_range=[0, 1.02])))
+    figs.append(("accuracy", _lines(acc_traces, "Accuracy", "step", "accuracy", y_range=[0, 1.02],
+                                    phases=s["phases"])))
     extras = s["extras"]
     if "domain_accuracy" in extras:
         figs.append(("domain", _lines(
@@ -499,7 +614,7 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, go.Figure]]:
         figs.append(("mmd", _lines(
             [{"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": extras["feature_mmd2"],
               "name": "feature MMD²", "line": {"width": 3, "color": "#33a02c"}}],
-            "Feature MMD², source vs target (test sets)", "step", "MMD²")))
+            "Feature MMD², source vs target (unbiased: ≈ 0 when aligned)", "step", "MMD²")))
     return figs
 
 
@@ -566,7 +681,9 @@ def points_figure(points: np.ndarray, labels: np.ndarray, class_names: Sequence[
     for rows, name, colour in groups:
         if len(rows) == 0:
             continue
-        marker: dict[str, Any] = {"color": colour, "size": 7, "opacity": 0.75}
+        marker: dict[str, Any] = {"color": colour, "size": 7, "opacity": 0.7}
+        if name == DOMAIN_NAMES[1]:  # open diamonds keep the source visible where the domains overlap
+            marker.update(symbol="diamond-open", line={"width": 1.5})
         if sizes is not None:
             marker["size"] = np.clip(4 + 6 * sizes[rows], 3, 40).tolist()
             marker["line"] = {"width": 0.5, "color": "white"}
@@ -580,7 +697,8 @@ def class_balance_figure(source_counts: Sequence[int], target_counts: Sequence[i
     names = [str(c) for c in class_names]
     fig = go.Figure([go.Bar(x=names, y=list(source_counts), name="source", marker_color=SOURCE_COLOUR),
                      go.Bar(x=names, y=list(target_counts), name="target", marker_color=TARGET_COLOUR)])
-    fig.update_layout(barmode="group", xaxis_title="class", yaxis_title="training examples")
+    fig.update_layout(barmode="group", xaxis={"title": "class", "type": "category"},
+                      yaxis_title="training examples")
     return layout(fig, "Class balance (training sets)", height=320)
 
 
@@ -603,10 +721,11 @@ def embedding_figure(coords: np.ndarray, ins: RunInspection, by_class: bool, tit
             continue
         custom = [[int(r), DOMAIN_NAMES[ins.domain[r]], int(ins.index[r]), str(names[ins.label[r]]),
                    str(names[ins.prediction[r]])] for r in rows]
-        symbols = ["circle" if ins.domain[r] == 0 else "diamond" for r in rows] if by_class else "circle"
+        # Source: filled circles; target: open diamonds, so that overlapping domains both stay visible.
+        symbols = ["circle" if ins.domain[r] == 0 else "diamond-open" for r in rows]
         fig.add_trace(go.Scattergl(
             x=coords[rows, 0], y=coords[rows, 1], mode="markers", name=name, customdata=custom,
-            marker={"color": colour, "size": 7, "opacity": 0.7, "symbol": symbols},
+            marker={"color": colour, "size": 7, "opacity": 0.65, "symbol": symbols, "line": {"width": 1.5}},
             hovertemplate="%{customdata[1]} #%{customdata[2]}<br>class %{customdata[3]}"
                           "<br>predicted %{customdata[4]}<extra></extra>"))
     fig.update_layout(xaxis={"showticklabels": False}, yaxis={"showticklabels": False}, dragmode="select",
@@ -703,7 +822,7 @@ def strategy_figure(summaries, title: str, reference: float | None = None) -> go
         textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dash", line_color="#555",
-                      annotation_text=f"target_only {reference:.3f}", annotation_position="top left")
+                      annotation_text=f"target_only {reference:.3f}", annotation_position="top right")
     fig.update_layout(yaxis={"range": [0, 1.1], "title": "target accuracy"})
     return layout(fig, title, height=380)
 

@@ -13,6 +13,7 @@ This module imports no streamlit: the helper process imports it by name.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -22,13 +23,21 @@ import numpy as np
 
 
 # --- what runs in the helper process ------------------------------------------------------
-def _lower_priority() -> None:
-    """Run the helper at a lower CPU priority: on a 2-core machine its minute of compilation
-    must not slow the training worker, the server or the browser."""
+def _init_helper() -> None:
+    """Set up the helper process: a lower CPU priority (on a 2-core machine its minute of
+    compilation must not slow the training worker, the server or the browser), and exit as
+    soon as the app's process is gone (a pool worker would otherwise wait for work forever)."""
     try:
         os.nice(10)
     except (AttributeError, OSError):  # pragma: no cover - not on this platform
         pass
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        def exit_with_parent() -> None:
+            multiprocessing.connection.wait([parent.sentinel])
+            os._exit(0)
+
+        threading.Thread(target=exit_with_parent, name="exit-with-app", daemon=True).start()
 
 
 def _warm_up() -> dict:
@@ -67,7 +76,7 @@ class UmapService:
         if self._pool is None:
             # spawn, not fork: forking a process that runs threads (the server, torch) can deadlock.
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_lower_priority)
+                                             initializer=_init_helper)
         return self._pool
 
     def warm_up(self) -> Future:

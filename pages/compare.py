@@ -10,6 +10,8 @@ from tlcore.runs import ACTIVE_STATUSES, STATUSES
 from tlcore.strategies import STRATEGIES
 from tlcore.summary import summarise_by_strategy
 
+ui.inside_app()
+
 st.title("Compare")
 ui.flash()
 state = st.session_state

@@ -7,6 +7,8 @@ from tlcore.data import DATASETS, SHIFTS
 from tlcore.errors import TransferLabError
 from tlcore.inspection import class_examples
 
+ui.inside_app()
+
 st.title("Data")
 st.caption("Pick a source and a target from the built-in domains and shift them. The Train page trains on "
            "this pair.")

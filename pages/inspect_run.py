@@ -10,6 +10,8 @@ from tlcore.inspection import find_source_only, source_only_config
 from tlcore.runs import ACTIVE_STATUSES
 from tlcore.worker import get_worker
 
+ui.inside_app()
+
 st.title("Inspect")
 state = st.session_state
 run_store = ui.store()
@@ -27,7 +29,8 @@ rec = by_id[state[K.INSPECT_RUN]]
 config = RunConfig.from_dict(rec.config)
 
 # --- the source_only baseline: stored, training, or started now ------------------------------------
-pending = []
+training_baseline = None  # id of the baseline run while it trains
+umaps = []  # (run id, updated_at) of the UMAPs still being computed
 if rec.strategy == "source_only":
     base = rec
     st.caption("This run is itself source_only: there is no adaptation to compare with.")
@@ -47,7 +50,7 @@ else:
             except TransferLabError as exc:
                 st.error(f"The source_only baseline cannot be trained: {exc}")
         if running is not None:
-            pending.append(("baseline", running.id))
+            training_baseline = running.id
 
 try:
     with st.spinner("Rebuilding the run from its checkpoint…"):
@@ -64,9 +67,13 @@ if rec.strategy == "source_only":
     sides = sides[1:]
 
 
+@st.fragment(run_every=ui.PENDING_INTERVAL_S)
 def baseline_progress(run_id: str) -> None:
-    events = run_store.events(run_id)
-    fraction, text = ui.progress(events, run_store.get_run(run_id).status)
+    """The baseline's progress while it trains; the whole page is drawn again once it is done."""
+    status = run_store.get_run(run_id).status
+    if status not in ACTIVE_STATUSES:
+        st.rerun()
+    fraction, text = ui.progress(run_store.events(run_id), status)
     st.info(f"Training the source_only baseline (run `{run_id}`, same pair, seed and schedule) to compare with.")
     st.progress(fraction, text=text)
 
@@ -77,8 +84,8 @@ for column, (title, r, i) in zip(columns, sides):
     with column:
         st.markdown(f"**{title}**" + (f" · run `{r.id}`" if r is not None else ""))
         if i is None:
-            if pending:
-                baseline_progress(pending[0][1])
+            if training_baseline is not None:
+                baseline_progress(training_baseline)
             continue
         a, b, c = st.columns(3)
         ref = base_ins if (i is ins and base_ins is not None and rec.strategy != "source_only") else None
@@ -97,7 +104,7 @@ st.subheader("Source and target test embeddings")
 a, b = st.columns([2, 3])
 a.segmented_control("Projection", list(K.PROJECTIONS), key=K.PROJECTION,
                     help="UMAP keeps neighbourhoods (non-linear); PCA is linear and instant.")
-b.toggle("Colour by class (source ●, target ◆)", key=K.BY_CLASS)
+b.toggle("Colour by class (source ●, target ◇)", key=K.BY_CLASS)
 method = state.get(K.PROJECTION) or K.PROJECTIONS[0]
 by_class = bool(state[K.BY_CLASS])
 umap_info = ui.umap_service().status()
@@ -117,7 +124,7 @@ for column, (title, r, i) in zip(columns, sides):
             elif job.done():
                 st.warning(f"UMAP failed ({job.exception()}); showing PCA.")
             else:
-                pending.append(("umap", (r.id, r.updated_at)))
+                umaps.append((r.id, r.updated_at))
                 st.caption("UMAP is computing in the background"
                            + ("" if umap_info["ready"] else " (its one-time compilation is still warming up)")
                            + "; the PCA preview is shown meanwhile.")
@@ -184,14 +191,11 @@ st.plotly_chart(ui.per_class_figure(bars, ins.class_names), key=K.chart("inspect
 
 # --- keep checking what is still being computed ---------------------------------------------------------------
 @st.fragment(run_every=ui.PENDING_INTERVAL_S)
-def watch(baseline_id: str | None, umaps: list) -> None:
-    """Redraw the page once the baseline has trained or a UMAP has arrived."""
-    if baseline_id is not None and run_store.get_run(baseline_id).status not in ACTIVE_STATUSES:
-        st.rerun()
+def watch_umap(umaps: list) -> None:
+    """Draw the page again once a UMAP has arrived."""
     if any(ui.umap_done(store_path, run_id, updated_at) for run_id, updated_at in umaps):
         st.rerun()
 
 
-if pending:
-    watch(next((ref for what, ref in pending if what == "baseline"), None),
-          [ref for what, ref in pending if what == "umap"])
+if umaps:
+    watch_umap(umaps)

@@ -3,8 +3,9 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _ui as ui
-from tlcore.errors import TransferLabError
 from tlcore.presets import PRESETS
+
+ui.inside_app()
 
 st.title("Transfer Lab")
 ui.flash()
@@ -29,13 +30,10 @@ for column, preset in zip(columns, PRESETS.values()):
         st.caption(f"`{cfg.source}` → `{cfg.target}` · {cfg.strategy} · {cfg.epochs} epochs"
                    + (f" · {cfg.target_labels} labels/class" if cfg.target_labels else "")
                    + (f" · compared with {', '.join(preset.compare_with)}" if preset.compare_with else ""))
-        if st.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch"):
-            try:
-                ui.apply_preset(preset.name)
-            except TransferLabError as exc:
-                st.error(str(exc))
-            else:
-                st.switch_page("pages/train.py")
+        st.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch",
+                  on_click=ui.run_preset, args=(preset.name,))
+if st.session_state.pop(K.GOTO_TRAIN, False):
+    st.switch_page("pages/train.py")
 
 st.subheader("Recent runs")
 recent = ui.store().list_runs(limit=10)

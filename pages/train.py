@@ -10,6 +10,8 @@ from tlcore.errors import RunNotFoundError
 from tlcore.runs import ACTIVE_STATUSES
 from tlcore.strategies import STRATEGIES
 
+ui.inside_app()
+
 st.title("Train")
 state = st.session_state
 run_store = ui.store()
@@ -35,70 +37,66 @@ source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
 st.markdown(f"**Data:** `{source}` → `{target}` · seed {ui.seed()} (sidebar)")
 st.page_link("pages/data.py", label="Change the pair on the Data page", icon=":material/dataset:")
 
-left, right = st.columns([1, 2], gap="large")
-with left:
-    st.selectbox("Strategy", list(STRATEGIES), key=K.STRATEGY)
-    strategy = state[K.STRATEGY]
-    st.caption(STRATEGIES[strategy].summary)
-    run_fields = {f.name: f for f in form_fields(RunConfig)}
-    a, b = st.columns(2)
-    a.number_input("Epochs", min_value=int(run_fields["epochs"].min), max_value=int(run_fields["epochs"].max),
-                   step=1, key=K.EPOCHS, help=run_fields["epochs"].help)
-    b.number_input("Batch size", min_value=int(run_fields["batch_size"].min),
-                   max_value=int(run_fields["batch_size"].max), step=8, key=K.BATCH_SIZE,
-                   help=run_fields["batch_size"].help)
-    a.number_input("Learning rate", min_value=float(run_fields["lr"].min), max_value=float(run_fields["lr"].max),
-                   step=1e-4, format="%.4g", key=K.LR, help=run_fields["lr"].help)
-    b.number_input("Target labels per class", min_value=0, max_value=100, step=1, key=K.BUDGET,
-                   help=run_fields["target_labels"].help)
-with right:
-    fields = form_fields(STRATEGIES[strategy].Config)
-    if fields:
-        st.markdown(f"**{strategy} hyperparameters**")
-        columns = st.columns(min(3, len(fields)))
-        for i, f in enumerate(fields):
-            with columns[i % len(columns)]:
-                key = K.param(strategy, f.name)
-                if f.type is bool:
-                    st.checkbox(f.name, key=key, help=f.help)
-                elif f.choices:
-                    st.selectbox(f.name, list(f.choices), key=key, help=f.help)
-                elif f.type is int:
-                    st.number_input(f.name, min_value=None if f.min is None else int(f.min),
-                                    max_value=None if f.max is None else int(f.max), step=1, key=key, help=f.help)
-                else:
-                    st.number_input(f.name, min_value=None if f.min is None else float(f.min),
-                                    max_value=None if f.max is None else float(f.max), format="%.4g", key=key,
-                                    help=f.help)
-    else:
-        st.markdown(f"**{strategy}** has no hyperparameters.")
-    if STRATEGIES[strategy].needs_target_labels and state[K.BUDGET] < 1:
-        st.warning(f"{strategy} trains on labelled target examples: set the target labels per class to 1 or more.")
-    elif state[K.BUDGET] > 0 and strategy not in ("target_only", "oracle"):
-        st.caption("With labelled target examples, the run is paired with a target_only run on the same "
-                   "labels to measure the negative-transfer gap (NTG).")
+with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        st.selectbox("Strategy", list(STRATEGIES), key=K.STRATEGY)
+        strategy = state[K.STRATEGY]
+        st.caption(STRATEGIES[strategy].summary)
+        run_fields = {f.name: f for f in form_fields(RunConfig)}
+        a, b = st.columns(2)
+        with a:
+            ui.field_widget(run_fields["epochs"], K.EPOCHS, "Epochs")
+            ui.field_widget(run_fields["lr"], K.LR, "Learning rate")
+        with b:
+            ui.field_widget(run_fields["batch_size"], K.BATCH_SIZE, "Batch size", step=8)
+            st.number_input("Target labels per class", min_value=0, max_value=100, step=1, key=K.BUDGET,
+                            help=run_fields["target_labels"].help)
+    with right:
+        fields = form_fields(STRATEGIES[strategy].Config)
+        if fields:
+            st.markdown(f"**{strategy} hyperparameters**")
+            columns = st.columns(min(3, len(fields)))
+            for i, f in enumerate(fields):
+                with columns[i % len(columns)]:
+                    ui.field_widget(f, K.param(strategy, f.name))
+        else:
+            st.markdown(f"**{strategy}** has no hyperparameters.")
+        if STRATEGIES[strategy].needs_target_labels and state[K.BUDGET] < 1:
+            st.warning(f"{strategy} trains on labelled target examples: set the target labels per class to 1 "
+                       "or more.")
+        elif state[K.BUDGET] > 0 and strategy not in ("target_only", "oracle"):
+            st.caption("With labelled target examples, the run is paired with a target_only run on the same "
+                       "labels to measure the negative-transfer gap (NTG).")
 
-    go_col, stop_col, _ = st.columns([1, 1, 2])
-    go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:", disabled=active,
-                  on_click=ui.start_from_state, width="stretch")
-    stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=ui.stop_attached,
-                    width="stretch")
-    if state.get(K.TRAIN_ERROR):
-        st.error(state[K.TRAIN_ERROR])
+go_col, stop_col, summary_col = st.columns([1, 1, 4], vertical_alignment="center")
+go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:", disabled=active,
+              on_click=ui.start_from_state, width="stretch")
+stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=ui.stop_attached,
+                width="stretch")
+summary_col.caption(f"{strategy} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} · "
+                    f"{state[K.BUDGET]} target labels/class")
+if state.get(K.TRAIN_ERROR):
+    st.error(state[K.TRAIN_ERROR])
 
 st.divider()
 
 
 # --- the run --------------------------------------------------------------------------------------
-def render_run(run_id: str) -> str:
-    """Pull the run's new events and draw its progress and charts; return its status."""
-    events = ui.pull_events(run_id)
+def render_run(run_id: str, record=None) -> str:
+    """Pull the run's new events and draw its progress and charts; return its status.
+
+    ``record`` is the run as last read from the store; it is read again only when the
+    events cannot tell what happened (each store query costs a live refresh time).
+    """
+    events, new = ui.pull_events(run_id)
     started = state.get(K.STARTED_AT)
     if started is not None:  # just started: wait a moment for the first point rather than a refresh
         while not any(e["kind"] == "step" for e in events) and time.perf_counter() - started < ui.FIRST_POINT_WAIT_S:
             time.sleep(0.02)
-            events = ui.pull_events(run_id)
-    rec = run_store.get_run(run_id)
+            events, new = ui.pull_events(run_id)
+    ended = any(e["kind"] == "result" for e in events)
+    rec = record if record is not None and not ended and new else run_store.get_run(run_id)
     if started is not None and any(e["kind"] == "step" for e in events):
         state[K.FIRST_POINT_S] = time.perf_counter() - started
         state[K.STARTED_AT] = None
@@ -106,21 +104,20 @@ def render_run(run_id: str) -> str:
                 f"{rec.target_labels} labels/class · seed {rec.seed} · **{rec.status}**")
     fraction, text = ui.progress(events, rec.status)
     st.progress(fraction, text=text)
-    if rec.status in ACTIVE_STATUSES and any(e["kind"] == "result" for e in events):
+    if rec.status in ACTIVE_STATUSES and ended:
         st.info("Training the matched target_only run (same target labels and seed) for the negative-transfer gap…")
-    figures = ui.live_figures(events)
-    for i in range(0, len(figures), 2):
-        columns = st.columns(2)
-        for column, (name, fig) in zip(columns, figures[i:i + 2]):
-            column.plotly_chart(fig, key=K.chart("train", name), config={"displayModeBar": False})
+    for i, (name, fig) in enumerate(ui.live_figures(events)):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        columns[i % 2].plotly_chart(fig, key=K.chart("train", name), config={"displayModeBar": False})
     return rec.status
 
 
 @st.fragment(run_every=ui.LIVE_INTERVAL_S)
-def live_view(run_id: str) -> None:
+def live_view(run_id: str, record) -> None:
     """Redraws only this part of the page while the run trains (the rest of the page stays put)."""
     t0 = time.perf_counter()
-    status = render_run(run_id)
+    status = render_run(run_id, record)
     ms = (time.perf_counter() - t0) * 1000
     timings = (state.get(K.POLL_MS) or [])[-49:] + [ms]
     state[K.POLL_MS] = timings
@@ -132,12 +129,24 @@ def live_view(run_id: str) -> None:
         st.rerun()  # the run has ended: redraw the whole page once, without the live refresh
 
 
+@st.fragment
+def empty_view() -> None:
+    """What the live view will show, drawn before any run: the charts then only update in place
+    when the first points arrive, which the browser does much faster than drawing new charts."""
+    st.markdown("**No run yet**: press **Start**, or run a preset from the **Lab** page.")
+    st.progress(0.0, text="not started")
+    for i, (name, fig) in enumerate(ui.live_figures([])):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        columns[i % 2].plotly_chart(fig, key=K.chart("train", name), config={"displayModeBar": False})
+
+
 if run_id is None:
-    st.info("No run yet: press **Start**, or run a preset from the **Lab** page.")
+    empty_view()
 elif active:
-    live_view(run_id)
+    live_view(run_id, record)
 else:
-    render_run(run_id)
+    st.fragment(render_run)(run_id)  # a fragment like the live view, so the charts update in place
     rec = run_store.get_run(run_id)
     if rec.status == "done" or rec.status == "stopped":
         a, b, c = st.columns(3)

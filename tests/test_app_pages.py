@@ -157,7 +157,8 @@ def test_train_page_builds_hyperparameter_widgets_from_the_config():
         at.number_input(key=K.param("dann", name))
     assert at.number_input(key=K.EPOCHS).value == 30
     assert at.button(key=K.START).disabled is False and at.button(key=K.STOP).disabled is True
-    assert any("No run yet" in i.value for i in at.info)
+    assert any("No run yet" in m.value for m in at.markdown)
+    assert charts(at) == 2  # empty loss and accuracy charts, drawn before any run
 
     at.selectbox(key=K.STRATEGY).set_value("finetune").run()
     assert_clean(at)

@@ -12,7 +12,7 @@ skips when Chromium or Playwright is missing, unless
 ``TRANSFER_LAB_REQUIRE_BROWSER=1`` (CI), in which case it fails.
 
 Optional outputs:
-* ``TRANSFER_LAB_SCREENSHOT=path.png``: a screenshot of the Train page after the run
+* ``TRANSFER_LAB_SCREENSHOT=path.png``: a screenshot of the Train page while the run trains
   (docs/screenshot-train.png is made this way);
 * ``TRANSFER_LAB_BENCH_JSON=path.json``: the responsiveness figures it measured.
 """
@@ -122,6 +122,12 @@ LOSS_POINTS = """() => {
     return plot && plot.data && plot.data.length ? plot.data[0].x.length : 0; }"""
 
 
+# Every live chart shows its curves (a chart being remounted is briefly empty).
+DRAWN = """() => ['losses', 'accuracy', 'domain', 'mmd'].every(name => {
+    const plots = [...document.querySelectorAll(`.st-key-chart-train-${name} .js-plotly-plot`)];
+    return plots.length > 0 && plots.every(p => p.querySelectorAll('.scatterlayer path.js-line').length > 0); })"""
+
+
 def _loss_points(page) -> int:
     return page.evaluate(LOSS_POINTS)
 
@@ -170,6 +176,13 @@ def test_walk_every_page_train_live_stop_and_inspect(app_url):
         assert _loss_points(page) > first, "the live chart did not gain points"
         assert _progress_step(page) > 0
         _no_traceback(page, "Train (live)")
+        if os.environ.get("TRANSFER_LAB_SCREENSHOT"):  # docs/screenshot-train.png: the page while it trains
+            deadline = time.perf_counter() + 30
+            while _progress_step(page) < 800 and time.perf_counter() < deadline:
+                page.wait_for_timeout(100)
+            page.wait_for_function(DRAWN)  # every chart's curves are on screen, not being redrawn
+            page.screenshot(path=os.environ["TRANSFER_LAB_SCREENSHOT"],
+                            clip={"x": 0, "y": 0, "width": 1440, "height": 1290})
 
         stop = page.locator(".st-key-btn-train-stop button")
         if stop.is_enabled():
@@ -188,9 +201,6 @@ def test_walk_every_page_train_live_stop_and_inspect(app_url):
         figures["server_first_point_s"] = float(match.group(3))
         page.get_by_text("Target accuracy").first.wait_for()
         _no_traceback(page, "Train (finished)")
-        if os.environ.get("TRANSFER_LAB_SCREENSHOT"):
-            page.wait_for_timeout(1000)  # let the last chart animation settle
-            page.locator("[data-testid=stMain]").screenshot(path=os.environ["TRANSFER_LAB_SCREENSHOT"])
 
         # Inspect: the run, and its source_only baseline (trained in the background if missing).
         _open(page, "Inspect")
