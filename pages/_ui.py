@@ -547,16 +547,19 @@ LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", 
 
 
 def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=330,
-           phases: Sequence[tuple[int, str]] = ()) -> go.Figure:
-    # Built from one plain dict: a few ms, against ~30 ms for update_layout, which keeps the live refresh cheap.
+           phases: Sequence[tuple[int, str]] = ()) -> dict:
+    # A plain figure dict, which st.plotly_chart validates once: a few ms in all, against ~30 ms for a
+    # go.Figure built with update_layout. This keeps the live refresh cheap.
     shapes = [{"type": "line", "xref": "x", "yref": "paper", "x0": step, "x1": step, "y0": 0, "y1": 1,
                "line": {"dash": "dot", "color": "#777", "width": 2}} for step, _ in phases]
     notes = [{"xref": "x", "yref": "paper", "x": step, "y": 1, "text": name, "showarrow": False,
               "xanchor": "left", "yanchor": "top", "font": {"size": 14, "color": "#555"}} for step, name in phases]
-    return go.Figure({"data": traces, "layout": {
+    if not traces:  # plotly refuses a figure dict without data
+        traces = [{"type": "scatter", "x": [], "y": [], "showlegend": False}]
+    return {"data": traces, "layout": {
         **base_layout(title, height), "showlegend": True, "shapes": shapes, "annotations": notes,
         "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}, "range": y_range},
-        "uirevision": "live"}})  # keeps a user's zoom across refreshes
+        "uirevision": "live"}}  # keeps a user's zoom across refreshes
 
 
 MAX_CURVE_POINTS = 500  # longer curves are thinned for display, so a refresh stays cheap on long runs
@@ -584,9 +587,9 @@ def thinned(s: dict) -> dict:
             "extras": {k: _thin(v, eval_every) for k, v in s["extras"].items()}}
 
 
-def live_figures(events: Sequence[dict]) -> list[tuple[str, go.Figure]]:
-    """The Train page's charts: loss terms; source and target accuracy; domain-discriminator
-    accuracy (when the strategy has one) and feature MMD² over time."""
+def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
+    """The Train page's charts, as plotly figure dicts: loss terms; source and target accuracy;
+    domain-discriminator accuracy (when the strategy has one) and feature MMD² over time."""
     s = thinned(series(events))
     figs = []
     loss_traces = [{"type": "scatter", "mode": "lines", "x": s["steps"], "y": v, "name": LOSS_NAMES.get(k, k),

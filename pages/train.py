@@ -29,7 +29,12 @@ elif state.get(K.RUN_ID) and not url_run:
     st.query_params["run"] = state[K.RUN_ID]
 
 run_id = state.get(K.RUN_ID)
-record = run_store.get_run(run_id) if run_id else None
+try:
+    record = run_store.get_run(run_id) if run_id else None
+except RunNotFoundError:  # deleted meanwhile (e.g. from the Compare page in another tab)
+    st.warning(f"Run {run_id} is no longer in the run store.")
+    ui.attach(None)
+    run_id, record = None, None
 active = record is not None and record.status in ACTIVE_STATUSES
 
 # --- settings -----------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ else:
         ui.ntg_badge(rec.metrics)
         st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",
                      icon=":material/insights:")
-        state[K.INSPECT_RUN] = rec.id if rec.status in ("done", "stopped") else state.get(K.INSPECT_RUN)
+        state[K.INSPECT_RUN] = rec.id  # the Inspect page opens on this run
     elif rec.error:
         st.error(f"The run ended as **{rec.status}**: {rec.error}")
     timings = state.get(K.POLL_MS) or []
