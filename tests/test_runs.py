@@ -604,3 +604,16 @@ def test_importing_tlcore_runs_does_not_import_streamlit():
     child = run_python("import sys, tlcore.runs, tlcore.paths; sys.exit('streamlit' in sys.modules)")
     child.communicate(timeout=60)
     assert child.returncode == 0
+
+
+def test_count_runs_matches_list_runs(store):
+    assert store.count_runs() == 0
+    a = store.create_run(make_config(strategy="source_only"))
+    store.finish(a, "done", {"target_accuracy": 0.5})
+    store.create_run(make_config(strategy="dann"), status="running")
+    store.create_run(make_config(strategy="mmd"))
+    for status in (None, "done", "running", "queued", "failed"):
+        assert store.count_runs(status) == len(store.list_runs(status=status)), status
+    assert (store.count_runs(), store.count_runs("done")) == (3, 1)
+    with pytest.raises(Exception, match="status"):
+        store.count_runs("finished-ish")

@@ -16,14 +16,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .config import RunConfig
 from .runs import RunStore
-from .sweeps import (BudgetSweep, ComparisonSweep, ProgressCallback, SweepResult, SweepSpec, run_sweep)
+from .sweeps import (BudgetSweep, ComparisonSweep, ProgressCallback, SweepResult, SweepSpec, load_sweep, run_sweep)
 
-__all__ = ["Claim", "ClaimCheck", "Lesson", "LESSONS", "LESSON_SEEDS"]
+__all__ = ["Claim", "ClaimCheck", "Lesson", "LESSONS", "LESSON_SEEDS", "PRECOMPUTED_DIR", "precomputed_path",
+           "load_precomputed"]
 
 #: Seeds every lesson sweep uses by default (and its test checks the claims over).
 LESSON_SEEDS = (0, 1, 2)
@@ -266,3 +268,33 @@ _TOO_MUCH = Lesson(
 #: Every lesson, by name, in teaching order.
 LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
     _FEW_LABELS, _FEATURE_EXTRACTION, _ADVERSARIAL, _IMPORTANCE, _UNRELATED, _TOO_MUCH)}
+
+
+# ------------------------------------------------------------------------------- precomputed results
+#: Each lesson's sweep as run on 2 CPU cores and exported with
+#: ``tlcore sweep LESSON --export tlcore/lesson_results/LESSON.json`` (shipped with the package),
+#: so a room without a GPU sees the full figure at once and can re-run any point live.
+PRECOMPUTED_DIR = Path(__file__).resolve().parent / "lesson_results"
+
+
+def precomputed_path(name: str) -> Path:
+    """Where lesson ``name``'s shipped result file lives (it may be missing)."""
+    if name not in LESSONS:
+        from .errors import UnknownNameError
+        raise UnknownNameError("lesson", name, LESSONS)
+    return PRECOMPUTED_DIR / f"{name}.json"
+
+
+def load_precomputed(name: str) -> SweepResult | None:
+    """The shipped result of lesson ``name``, or None when none is shipped. A shipped file whose
+    sweep is not the lesson's current sweep (the lesson changed since it was computed) is
+    refused with a clear error rather than shown as if it were this lesson's result."""
+    path = precomputed_path(name)
+    if not path.is_file():
+        return None
+    result = load_sweep(path)
+    if result.spec.to_dict() != LESSONS[name].sweep.to_dict():
+        from .errors import TransferLabError
+        raise TransferLabError(f"the precomputed result {path.name} was computed for another version of lesson "
+                               f"{name!r}; recompute it with: tlcore sweep {name} --export {path}")
+    return result

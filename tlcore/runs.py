@@ -737,6 +737,16 @@ class RunStore:
             rows = conn.execute(sql, params).fetchall()
         return [RunRecord._from_row(row) for row in rows]
 
+    def count_runs(self, status: str | None = None) -> int:
+        """How many runs are stored (with this status): one cheap query, e.g. a cache version."""
+        sql, params = "SELECT COUNT(*) FROM runs", []
+        if status is not None:
+            _check_status(status)
+            sql += " WHERE status = ?"
+            params.append(status)
+        with self._connection() as conn:
+            return int(conn.execute(sql, params).fetchone()[0])
+
     def find_run(self, config_key: str, status: str | None = "done") -> RunRecord | None:
         """The newest run with this :func:`config_key` (and status; None = any), or None."""
         sql = _SELECT_RUNS + " WHERE config_key = ?"
