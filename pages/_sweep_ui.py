@@ -150,10 +150,10 @@ def export_json(result: SweepResult) -> bytes:
 
 
 def rows_csv(rows: Sequence[dict]) -> bytes:
-    """``rows`` (flat dicts) as CSV, columns in the first row's order."""
+    """``rows`` (flat dicts) as CSV, columns in order of first appearance (missing cells empty)."""
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
         writer.writeheader()
         writer.writerows(rows)
     return buffer.getvalue().encode("utf-8")
@@ -429,9 +429,10 @@ def summary_table(result: SweepResult) -> list[dict]:
     for p in result.points:
         row = {"arm": p.arm, "x": p.x, "seeds": p.n, "mean accuracy": round(p.mean_accuracy, 4),
                "sd": None if p.std_accuracy is None else round(p.std_accuracy, 4)}
-        if p.ntg is not None:
-            row.update({"NTG mean": round(p.ntg.mean, 4), "NTG sd": None if p.ntg.std is None else round(p.ntg.std, 4),
-                        "verdict": p.ntg.label})
+        ntg = p.ntg
+        row.update({"NTG mean": None if ntg is None else round(ntg.mean, 4),
+                    "NTG sd": None if ntg is None or ntg.std is None else round(ntg.std, 4),
+                    "verdict": "reference" if p.arm == "target_only" else (ntg.label if ntg else "")})
         rows.append(row)
     if isinstance(result, ComparisonResult):
         for row in rows:

@@ -12,7 +12,7 @@ from pages import _ui as ui
 from tlcore.errors import TransferLabError
 from tlcore.strategies import STRATEGIES
 from tlcore.sweeps import (ALL_LABELS, MAX_SOURCES, SWEEPABLE_SHIFTS, BudgetResult, BudgetSweep, ShiftResult,
-                           ShiftSweep, SourceResult, SourceSweep, spec_from_dict)
+                           ShiftSweep, SourceResult, SourceSweep, plan_sweep, spec_from_dict)
 from tlcore.config import RunConfig
 
 ui.inside_app()
@@ -222,12 +222,13 @@ def live_view(exp: str, job_id: str, spec_dict: dict) -> None:
 
 
 # --- the page ----------------------------------------------------------------------------------------
+planned = 0
 try:
     spec = BUILDERS[experiment]()
+    planned = len(plan_sweep(spec))  # resolves budgets and checks the specs before anything starts
     state[K.nt_state(experiment, "pending")] = spec.to_dict()
-    spec_error = None
 except TransferLabError as exc:
-    spec, spec_error = None, str(exc)
+    spec = None
     st.error(f"**These settings do not make a sweep.** {exc}")
 
 job_id = state.get(K.nt_state(experiment, "job"))
@@ -252,14 +253,8 @@ else:
 stop_column.button("Stop", key=K.nt_button(experiment, "stop"), disabled=not running, on_click=stop,
                    args=(experiment,), icon=":material/stop:", width="stretch")
 if spec is not None:
-    from tlcore.sweeps import plan_sweep
-    try:
-        planned = len(plan_sweep(spec))
-        info_column.caption(f"{planned} runs (+ matched target_only baselines); stored runs are reused, so a "
-                            "sweep run before shows at once and a stopped one resumes.")
-    except TransferLabError as exc:
-        spec, spec_error = None, str(exc)
-        st.error(f"**These settings do not make a sweep.** {exc}")
+    info_column.caption(f"{planned} runs (+ matched target_only baselines); stored runs are reused, so a "
+                        "sweep run before shows at once and a stopped one resumes.")
 if state.get(K.nt_state(experiment, "error")):
     st.error(state[K.nt_state(experiment, "error")])
 
