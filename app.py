@@ -47,6 +47,7 @@ def start_up(store_path: str) -> dict:
 def main() -> None:
     from pages import _keys as K
     from pages import _ui as ui
+    from pages import _url
 
     st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
     startup = start_up(str(ui.store().path))
@@ -58,11 +59,18 @@ def main() -> None:
         st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page("pages/inspect_run.py", title="Inspect", icon=":material/insights:", url_path="inspect"),
         st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:", url_path="compare"),
+        st.Page("pages/negative.py", title="Negative transfer", icon=":material/trending_down:",
+                url_path="negative"),
+        st.Page("pages/lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"),
     ])
 
+    _url.apply_pending()  # a link's values for the sidebar's widgets (see pages/_url.py)
     with st.sidebar:
         st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
                         help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
+        st.radio("Figure export", K.FIGURE_FORMATS, key=K.FIGURE_FORMAT, horizontal=True,
+                 help="What the camera button of a chart's toolbar (top right of each chart) downloads: PNG "
+                      "(for slides) or SVG (vector, for papers).")
         st.caption(f"**Device:** {startup['device']}")
         umap = ui.umap_service().status()
         if umap["error"]:

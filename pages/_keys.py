@@ -93,6 +93,39 @@ COMPARE_TABLE = "table.compare.runs"
 FLASH = "s.flash"                   # (kind, message) to show on the next run, e.g. ("success", "run deleted")
 
 
+# --- Negative-transfer page --------------------------------------------------------------------
+EXPERIMENTS = ("budget", "shift", "source")
+NT_EXPERIMENT = "w.nt.experiment"   # which of the three experiments the page shows
+
+
+def nt(experiment: str, name: str) -> str:
+    """A setting of one negative-transfer experiment, e.g. ``nt("budget", "source")``."""
+    return f"w.nt.{experiment}.{name}"
+
+
+def nt_state(experiment: str, name: str) -> str:
+    """Per-session state of one experiment: ``job`` (the sweep job id), ``spec`` (its spec as a
+    dict), ``loaded`` (a result loaded from a file), ``error``."""
+    return f"s.nt.{experiment}.{name}"
+
+
+def nt_button(experiment: str, name: str) -> str:
+    return f"btn.nt.{experiment}.{name}"
+
+
+# --- Lessons page ------------------------------------------------------------------------------
+LESSON = "w.lesson.name"
+
+
+def lesson_state(name: str) -> str:
+    """Per-session state of the Lessons page: ``job``, ``loaded``, ``error``."""
+    return f"s.lesson.{name}"
+
+
+def lesson_button(name: str) -> str:
+    return f"btn.lesson.{name}"
+
+
 def chart(page: str, name: str) -> str:
     """A chart's key, e.g. ``chart("train", "losses")``."""
     return f"chart.{page}.{name}"
@@ -115,4 +148,69 @@ DEFAULTS: dict[str, object] = {
     STATUS_FILTER: ["done", "stopped"],
     PAIR_FILTER: ALL_PAIRS,
     DELETE_CONFIRM: False,
+    # Negative-transfer page: each default shows its phenomenon on the built-in data (measured:
+    # budget, transfer helps at k = 1-2 and hurts from k = 5; shift, source_only turns negative at
+    # 45 degrees while DANN stays above target_only; source, a permuted source looks best before
+    # training and is the worst after).
+    NT_EXPERIMENT: EXPERIMENTS[0],
+    nt("budget", "source"): "moons",
+    nt("budget", "target"): "moons:rotate=60",
+    nt("budget", "adaptation"): "dann",
+    nt("budget", "budgets"): "1, 2, 5, 10, 50, all",
+    nt("budget", "seeds"): 2,
+    nt("budget", "epochs"): 20,
+    nt("shift", "source"): "moons",
+    nt("shift", "target"): "moons",
+    nt("shift", "shift"): "rotate",
+    nt("shift", "values"): "",
+    nt("shift", "adaptation"): "dann",
+    nt("shift", "labels"): 2,
+    nt("shift", "seeds"): 2,
+    nt("shift", "epochs"): 20,
+    nt("source", "target"): "digits",
+    nt("source", "sources"): "digits:rotate=15\ndigits:rotate=45\ndigits:invert\ndigits:permute",
+    nt("source", "strategy"): "finetune",
+    nt("source", "labels"): 2,
+    nt("source", "seeds"): 1,
+    nt("source", "epochs"): 10,
 }
+
+
+# --- shareable links, figure export (pages/_url.py; the sidebar) -------------------------------------
+FIGURE_FORMAT = "w.figure_format"   # "PNG" or "SVG": what a chart's camera button downloads
+FIGURE_FORMATS = ("PNG", "SVG")
+URL_WRITTEN = "s.url.written"       # the query params (name -> text) this session last wrote
+URL_PENDING = "s.url.pending"       # values from a link for widgets already drawn this run, and warnings
+URL_PROBLEMS = "s.url.problems"     # (the params written, the warnings about the link they came from)
+NTG_TABLE = "table.compare.ntg"     # Compare: the NTG over seeds of each configuration
+DEFAULTS[FIGURE_FORMAT] = FIGURE_FORMATS[0]
+
+
+def download(page: str, name: str) -> str:
+    """A CSV download button's key, e.g. ``download("inspect", "per_class")``."""
+    return f"btn.download.{page}.{name}"
+
+
+# --- Data sources (Data page) --------------------------------------------------------------
+# The data directory, torchvision downloads and your own image folders (pages/_sources.py).
+DATA_DIR = "w.data.data_dir"                    # text; "" = the default (tlcore.paths.default_data_dir)
+DOWNLOAD_DATASET = "w.data.download.dataset"    # the torchvision dataset whose files are listed (radio)
+DOWNLOAD_START = "btn.data.download.start"
+DOWNLOAD_STOP = "btn.data.download.stop"
+DOWNLOAD_JOB = "s.data.download.job"            # {"id", "dataset", "data_dir"} of this session's last download
+DOWNLOAD_FOLLOWS = "s.data.download.follows"    # the source/target datasets the download panel last followed
+FOLDER_PATH = "w.data.folder.path"              # a folder on the server: a path, or a name under folders_dir()
+FOLDER_PICK = "btn.data.folder.pick"            # shortcut radio over folders_dir()'s sub-folders (not kept)
+FOLDER_ADD = "btn.data.folder.add"
+FOLDER_CHOICES = "s.data.folder.choices"        # "folder:ARG" datasets added to the select boxes
+FOLDER_NOTICE = "s.data.folder.notice"          # what the last Add did, shown once
+UPLOAD = "btn.data.upload"                      # the zip file uploader
+UPLOAD_RESULT = "s.data.upload.result"          # pages._sources.ZipImport of the last upload
+
+
+def folder_use(role: str, spec: str) -> str:
+    """The "Use as source/target" button of one previewed folder domain (``spec`` = ``folder:…``)."""
+    return f"btn.data.folder.use.{role}.{spec}"
+
+
+DEFAULTS.update({DATA_DIR: "", FOLDER_PATH: ""})

@@ -44,6 +44,7 @@ GAP_COLOURS = {"mmd2": "#7f7f7f", "pad": "#bcbd22"}
 # The final result of each finished job (it holds what collect_sweep cannot: the shift sweep's
 # gaps, the source sweep's scores). Process-wide like the worker; keyed by job id.
 _RESULTS: dict[str, SweepResult] = {}
+_SPECS: dict[str, dict] = {}  # the spec of each job (as a dict), to reattach from a link
 _RESULTS_LOCK = threading.Lock()
 
 
@@ -66,8 +67,22 @@ def start_sweep(spec: SweepSpec, before_only: bool = False) -> str:
             job.message = "stopped" if job.stop_event.is_set() else "done"
     else:
         work = sweep_work(spec, run_store, on_result=keep)
+    with _RESULTS_LOCK:
+        _SPECS[job_id] = spec.to_dict()
     get_worker().start_job("sweep", work, job_id)
     return job_id
+
+
+def job_spec(job_id: str) -> dict | None:
+    """The spec (as a dict) a job of this process runs, or None."""
+    with _RESULTS_LOCK:
+        return _SPECS.get(job_id)
+
+
+def job_experiment(job_id: str) -> str | None:
+    """The kind of sweep ("budget", "shift", "source", "comparison") a job runs, or None."""
+    spec = job_spec(job_id)
+    return None if spec is None else spec.get("kind")
 
 
 def job(job_id: str | None) -> Job | None:

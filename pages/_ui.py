@@ -32,7 +32,7 @@ from tlcore.embed import project_pca
 from tlcore.errors import (BudgetError, ClassMismatchError, DatasetUnavailableError, RepresentationMismatchError,
                            TransferLabError)
 from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
-from tlcore.paths import default_store_path
+from tlcore.paths import default_data_dir, default_store_path
 from tlcore.presets import PRESETS
 from tlcore.runs import ACTIVE_STATUSES, RunRecord, RunStore
 from tlcore.strategies import STRATEGIES
@@ -155,10 +155,14 @@ def applies(control: ShiftControl, kind: str) -> bool:
 
 
 def spec_state(role: str, spec: str) -> dict[str, Any]:
-    """Widget values of ``role``'s dataset and shift controls that reproduce ``spec``."""
+    """Widget values of ``role``'s dataset and shift controls that reproduce ``spec``.
+
+    A dataset with an argument (``folder:pets/amazon``) is one choice of the select box,
+    argument included (see :func:`dataset_choices`)."""
     parsed = parse_spec(spec)
     kind = DATASETS[parsed.dataset].kind
-    values: dict[str, Any] = {K.dataset(role): parsed.dataset}
+    choice = parsed.dataset if parsed.argument is None else f"{parsed.dataset}:{parsed.argument}"
+    values: dict[str, Any] = {K.dataset(role): choice}
     for c in SHIFT_CONTROLS:
         values[K.shift(role, c.name)] = c.neutral if c.neutral is None or isinstance(c.neutral, bool) \
             else float(c.neutral)
@@ -219,14 +223,23 @@ def seed() -> int:
 
 
 def dataset_choices() -> list[str]:
-    """Datasets the Data page offers: the built-in ones first, then those that need a download
-    (datasets named by an argument, such as ``folder:PATH``, are for the CLI)."""
-    names = [name for name, info in DATASETS.items() if not info.takes_argument]
-    return sorted(names, key=lambda name: not DATASETS[name].builtin)
+    """Datasets the Data page offers: the built-in ones first, then those that need a download,
+    then datasets with an argument (``folder:pets``, ``folder:office31/amazon``) that this
+    session added on the Data page (see ``pages._sources``) or that a source or target holds."""
+    names = sorted((name for name, info in DATASETS.items() if not info.takes_argument),
+                   key=lambda name: not DATASETS[name].builtin)
+    state = st.session_state
+    for choice in [*state.get(K.FOLDER_CHOICES, []), *(state.get(K.dataset(role)) for role in K.ROLES)]:
+        if isinstance(choice, str) and choice not in names and split_choice(choice)[1] is not None:
+            names.append(choice)
+    return names
 
 
 def dataset_label(name: str) -> str:
-    info = DATASETS[name]
+    dataset, argument = split_choice(name)
+    info = DATASETS[dataset]
+    if argument is not None:
+        return f"{name} (your images)"
     return f"{name} ({info.kind}{'' if info.builtin else ', needs a download'})"
 
 
@@ -247,11 +260,11 @@ def explain_pair_error(exc: TransferLabError) -> str:
 def spec_from_state(role: str) -> str:
     """The engine's spec text for ``role``, built from the Data page's controls."""
     state = st.session_state
-    dataset = state[K.dataset(role)]
-    kind = DATASETS[dataset].kind
+    dataset, argument = split_choice(state[K.dataset(role)])
+    info = DATASETS[dataset]
     shifts = []
     for c in SHIFT_CONTROLS:
-        if not applies(c, kind):
+        if not applies(c, info.kind):
             continue
         value = state.get(K.shift(role, c.name), c.neutral)
         if isinstance(c.neutral, bool):
@@ -259,7 +272,10 @@ def spec_from_state(role: str) -> str:
                 shifts.append((c.name, None))
         elif value is not None and (c.neutral is None or float(value) != float(c.neutral)):
             shifts.append((c.name, float(value)))
-    return str(DatasetSpec(dataset=dataset, shifts=tuple(shifts)))
+    # Shifts the loader applies while reading (resize=, limit= of a folder) go first, so that a folder
+    # is decoded at the asked size instead of at full size and resized afterwards.
+    shifts.sort(key=lambda item: item[0] not in info.load_options)
+    return str(DatasetSpec(dataset=dataset, shifts=tuple(shifts), argument=argument))
 
 
 def params_from_state(strategy: str) -> dict[str, Any]:
@@ -274,16 +290,21 @@ def config_from_state() -> RunConfig:
     return RunConfig(source=spec_from_state("source"), target=spec_from_state("target"), strategy=strategy,
                      params=params_from_state(strategy), target_labels=int(state[K.BUDGET]),
                      epochs=int(state[K.EPOCHS]), batch_size=int(state[K.BATCH_SIZE]), lr=float(state[K.LR]),
-                     seed=seed())
+                     seed=seed(), data_dir=data_dir_setting())
 
 
 def apply_config(config: RunConfig) -> None:
-    """Fill the Data and Train pages' widgets with ``config`` (used by presets)."""
+    """Fill the Data and Train pages' widgets with ``config`` (used by presets).
+
+    The data directory is restored too, except that a config on built-in data only with the
+    default directory (every preset) leaves the user's setting alone: it does not matter there."""
     state = st.session_state
     updates = {**spec_state("source", config.source), **spec_state("target", config.target),
                **param_state(config.strategy, config.params),
                K.STRATEGY: config.strategy, K.BUDGET: config.target_labels, K.EPOCHS: config.epochs,
                K.BATCH_SIZE: config.batch_size, K.LR: float(config.lr), K.SEED: config.seed}
+    if config.data_dir or not all(DATASETS[parse_spec(s).dataset].builtin for s in (config.source, config.target)):
+        updates[K.DATA_DIR] = config.data_dir
     for key, value in updates.items():
         state[key] = value
 
@@ -316,6 +337,41 @@ def flash(message: str | None = None, kind: str = "success") -> None:
     elif st.session_state.get(K.FLASH):
         kind, message = st.session_state.pop(K.FLASH)
         getattr(st, kind)(message)
+
+
+def split_choice(choice: str) -> tuple[str, str | None]:
+    """A select-box choice as (dataset name, argument): ``"folder:pets/amazon"`` → ``("folder",
+    "pets/amazon")``, ``"mnist"`` → ``("mnist", None)``."""
+    name, _, argument = choice.partition(":")
+    info = DATASETS.get(name)
+    if info is not None and info.takes_argument and argument.strip():
+        return name, argument.strip()
+    return choice, None
+
+
+def dataset_info(choice: str):
+    """The registry entry (``tlcore.data.registry.DatasetInfo``) of a select-box choice."""
+    return DATASETS[split_choice(choice)[0]]
+
+
+def dataset_help() -> str:
+    """The select box's help: one line per dataset (a folder choice once, as ``folder``)."""
+    names = dict.fromkeys(split_choice(choice)[0] for choice in dataset_choices())
+    if "folder" not in names:
+        names["folder"] = None
+    return "\n\n".join(f"**{name}**: {DATASETS[name].description}" for name in names)
+
+
+def data_dir_setting() -> str:
+    """The Data page's data directory as typed ("" = the default, ``tlcore.paths.default_data_dir``)."""
+    return str(st.session_state.get(K.DATA_DIR, "") or "").strip()
+
+
+def _cache_dir(data_dir: str | None) -> str:
+    """The data directory as a cache key: the setting when None, and the default spelled out (it
+    follows ``$TRANSFER_LAB_HOME`` / ``$TRANSFER_LAB_DATA``, so "" alone would be ambiguous)."""
+    data_dir = data_dir_setting() if data_dir is None else data_dir.strip()
+    return data_dir or str(default_data_dir())
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -449,16 +505,26 @@ RUN_COLUMNS = {
 
 
 # --- cached engine calls ---------------------------------------------------------------------------
-@st.cache_data(show_spinner=False, max_entries=16)
-def load_pair(source: str, target: str, seed: int, budget: int) -> DomainPair:
-    """``tlcore.data.make_pair``, cached; raises TransferLabError for a pair that cannot be made."""
-    return make_pair(source, target, seed=seed, target_labels=budget)
+def load_pair(source: str, target: str, seed: int, budget: int, data_dir: str | None = None) -> DomainPair:
+    """``tlcore.data.make_pair``, cached; raises TransferLabError for a pair that cannot be made.
+
+    ``data_dir`` None means the Data page's setting (:func:`data_dir_setting`); "" the default."""
+    return _load_pair(source, target, seed, budget, _cache_dir(data_dir))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def pair_gap(source: str, target: str, seed: int) -> tuple[GapReport, Cloud]:
+def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str) -> DomainPair:
+    return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None)
+
+
+def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -> tuple[GapReport, Cloud]:
     """The gap between raw source and target inputs, and a 2-D view of them (PCA for images)."""
-    pair = load_pair(source, target, seed, 0)
+    return _pair_gap(source, target, seed, _cache_dir(data_dir))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pair_gap(source: str, target: str, seed: int, data_dir: str) -> tuple[GapReport, Cloud]:
+    pair = _load_pair(source, target, seed, 0, data_dir)
     return input_gap(pair, seed=seed), input_cloud(pair, max_points=500, seed=seed)
 
 
@@ -621,17 +687,21 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
     return figs
 
 
-def ntg_badge(metrics: dict) -> None:
-    """Show the negative-transfer gap when the run has one; red when positive."""
+def ntg_badge(metrics: dict, over_seeds: NTGSummary | None = None) -> None:
+    """Show the negative-transfer gap when the run has one (red when positive) and, given
+    ``over_seeds`` (``tlcore.seeds.ntg_over_seeds`` of the run), its mean and spread over the
+    seeds of the run's configuration (see :func:`ntg_seeds_markdown`)."""
     ntg = metrics.get("ntg")
     if not isinstance(ntg, (int, float)):
         return
     base = metrics.get("target_only_accuracy")
     verdict = "negative transfer: the source hurt" if ntg > 0 else "the source helped"
     colour = "red" if ntg > 0 else "green"
-    st.markdown(f"#### :{colour}[NTG {ntg:+.3f}] — {verdict}")
+    st.markdown(f"#### :{colour}[NTG {ntg:+.3f}] — {verdict}" + (" (this seed)" if over_seeds else ""))
     st.caption(f"NTG = target error with the source − target error of target_only "
                f"(target_only accuracy {base:.3f}, this run {metrics.get('target_accuracy', float('nan')):.3f}).")
+    if over_seeds is not None:
+        st.markdown(ntg_seeds_markdown(over_seeds))
 
 
 # --- data views ------------------------------------------------------------------------------------
@@ -844,3 +914,132 @@ def ntg_figure(summaries, title: str) -> go.Figure:
 
 def median_ms(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+# --- NTG over seeds --------------------------------------------------------------------------------
+import re  # noqa: E402 - (this section and the next are the export and NTG-over-seeds helpers)
+
+from tlcore.ntg import NEGATIVE_TRANSFER, POSITIVE_TRANSFER, WITHIN_NOISE, NTGSummary  # noqa: E402
+
+NTG_LABEL_COLOURS = {NEGATIVE_TRANSFER: "red", POSITIVE_TRANSFER: "green", WITHIN_NOISE: "gray"}
+NTG_LABEL_HEX = {NEGATIVE_TRANSFER: BAD, POSITIVE_TRANSFER: GOOD, WITHIN_NOISE: "#7f7f7f"}
+ONE_SEED = "1 seed: run more seeds (change the seed in the sidebar) to see the spread"
+
+
+def ntg_seeds_text(summary: NTGSummary) -> str:
+    """``NTG +0.120 ± 0.030 over 5 seeds (95% CI [+0.083, +0.157]): negative transfer`` (± is the
+    sample standard deviation), or :data:`ONE_SEED`."""
+    if summary.n < 2:
+        return ONE_SEED
+    verdict = {NEGATIVE_TRANSFER: "negative transfer (the source hurt)",
+               POSITIVE_TRANSFER: "positive transfer (the source helped)",
+               WITHIN_NOISE: "within noise (the interval contains 0)"}[summary.label]
+    return (f"NTG {summary.mean:+.3f} ± {summary.std:.3f} over {summary.n} seeds "
+            f"({summary.confidence:.0%} CI [{summary.ci_low:+.3f}, {summary.ci_high:+.3f}]): {verdict}")
+
+
+def ntg_seeds_markdown(summary: NTGSummary) -> str:
+    """:func:`ntg_seeds_text` coloured: red for negative transfer, green for positive, grey within
+    noise and for a single seed."""
+    return f"**:{NTG_LABEL_COLOURS.get(summary.label, 'gray')}[{ntg_seeds_text(summary)}]**"
+
+
+def _settings_text(config: dict) -> str:
+    """A configuration's schedule and non-default hyperparameters, e.g. ``30 epochs · lr 0.003 ·
+    batch 64 · weight=0.5``."""
+    parts = [f"{config.get('epochs')} epochs", f"lr {config.get('lr', float('nan')):g}",
+             f"batch {config.get('batch_size')}"]
+    strategy = config.get("strategy")
+    if strategy in STRATEGIES:
+        defaults = {f.name: f.default for f in form_fields(STRATEGIES[strategy].Config)}
+        parts += [f"{k}={v}" for k, v in sorted((config.get("params") or {}).items()) if defaults.get(k, v) != v]
+    return " · ".join(parts)
+
+
+def ntg_seeds_frame(groups) -> pd.DataFrame:
+    """``tlcore.seeds.ntg_by_configuration`` as a table: one row per configuration with its mean
+    NTG, standard deviation, interval, number of seeds and label."""
+    rows = []
+    for g in groups:
+        r, s = g.record, g.summary
+        rows.append({"strategy": r.strategy, "source": r.source, "target": r.target,
+                     "labels/class": r.target_labels, "settings": _settings_text(r.config),
+                     "seeds": ", ".join(str(x) for x in g.seeds), "n": s.n, "NTG mean": s.mean, "NTG sd": s.std,
+                     "CI low": s.ci_low, "CI high": s.ci_high,
+                     "verdict": "1 seed: run more seeds" if s.n < 2 else s.label})
+    return pd.DataFrame(rows, columns=["strategy", "source", "target", "labels/class", "settings", "seeds", "n",
+                                       "NTG mean", "NTG sd", "CI low", "CI high", "verdict"])
+
+
+NTG_SEEDS_COLUMNS = {
+    "NTG mean": st.column_config.NumberColumn(format="%+.3f", help="mean negative-transfer gap over the seeds "
+                                              "(positive = the source hurt)"),
+    "NTG sd": st.column_config.NumberColumn(format="%.3f", help="sample standard deviation over the seeds"),
+    "CI low": st.column_config.NumberColumn(format="%+.3f", help="95% Student-t interval of the mean"),
+    "CI high": st.column_config.NumberColumn(format="%+.3f", help="95% Student-t interval of the mean"),
+}
+
+
+def style_ntg_verdicts(frame: pd.DataFrame):
+    """The table with its verdicts coloured (red: negative transfer, green: positive, grey: noise)."""
+    colours = {NEGATIVE_TRANSFER: BAD, POSITIVE_TRANSFER: GOOD}
+    return frame.style.map(lambda v: f"color: {colours.get(v, '#7f7f7f')}; font-weight: bold", subset=["verdict"])
+
+
+# --- export: figures as PNG or SVG, tables as CSV --------------------------------------------------------
+def figure_config(name: str) -> dict:
+    """Plotly config of a chart: the toolbar shown, and its camera button downloading
+    ``transfer-lab-<name>.png`` or ``.svg`` (the sidebar's "Figure export" setting), at twice the
+    on-screen resolution for PNG."""
+    fmt = str(st.session_state.get(K.FIGURE_FORMAT) or K.FIGURE_FORMATS[0]).lower()
+    for prefix in ("chart.", "btn."):
+        name = name[len(prefix):] if name.startswith(prefix) else name
+    stem = re.sub(r"[^A-Za-z0-9_]+", "-", name).strip("-") or "figure"
+    return {"displayModeBar": True, "displaylogo": False,
+            "toImageButtonOptions": {"format": fmt, "filename": f"transfer-lab-{stem}", "scale": 2}}
+
+
+def show_figure(fig, key: str, **kwargs):
+    """``st.plotly_chart(fig, key=key, config=figure_config(key), **kwargs)``: every chart of the app
+    goes through here, so that each exports as the sidebar says. Returns what ``st.plotly_chart``
+    returns (the selection state with ``on_select="rerun"``); a ``config`` in ``kwargs`` is merged in."""
+    config = {**figure_config(key), **(kwargs.pop("config", None) or {})}
+    return st.plotly_chart(fig, key=key, config=config, **kwargs)
+
+
+def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
+    """A button that downloads ``frame`` as a UTF-8 CSV file."""
+    st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=file_name, mime="text/csv",
+                       key=key, icon=":material/download:")
+
+
+def curves_frame(events: Sequence[dict]) -> pd.DataFrame:
+    """A run's curves as a table, one row per logged step or evaluation: ``kind`` ("step" or
+    "eval"), ``step``, ``phase``, each loss term (steps), the accuracies and extras (evaluations)."""
+    rows = []
+    for e in events:
+        if e["kind"] == "step":
+            rows.append({"kind": "step", "step": e["step"], "phase": e.get("phase"),
+                         **{f"loss {k}": v for k, v in e["losses"].items()}})
+        elif e["kind"] == "eval":
+            rows.append({"kind": "eval", "step": e["step"], "source_accuracy": e["source_accuracy"],
+                         "target_accuracy": e["target_accuracy"], **e.get("extras", {})})
+    return pd.DataFrame(rows)
+
+
+def per_class_frame(models: Sequence[tuple[str, str, RunInspection]], class_names: Sequence[str]) -> pd.DataFrame:
+    """Per-class target test accuracy of each ``(strategy, run id, inspection)``: one row per class
+    and model."""
+    return pd.DataFrame([{"strategy": name, "run": run_id, "class": str(c), "accuracy": float(acc)}
+                         for name, run_id, ins in models for c, acc in zip(class_names, ins.per_class_accuracy)],
+                        columns=["strategy", "run", "class", "accuracy"])
+
+
+def confusion_frame(models: Sequence[tuple[str, str, RunInspection]], class_names: Sequence[str]) -> pd.DataFrame:
+    """The target test confusion matrix of each ``(strategy, run id, inspection)`` in long form:
+    one row per model, true class and predicted class, with the count."""
+    names = [str(c) for c in class_names]
+    return pd.DataFrame([{"strategy": name, "run": run_id, "true": names[t], "predicted": names[p],
+                          "count": int(ins.confusion[t][p])}
+                         for name, run_id, ins in models for t in range(len(names)) for p in range(len(names))],
+                        columns=["strategy", "run", "true", "predicted", "count"])

@@ -5,8 +5,10 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _ui as ui
+from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.runs import ACTIVE_STATUSES, STATUSES
+from tlcore.seeds import ntg_by_configuration
 from tlcore.strategies import STRATEGIES
 from tlcore.summary import summarise_by_strategy
 
@@ -31,7 +33,16 @@ if state.get(K.PAIR_FILTER) not in [K.ALL_PAIRS] + pairs:
     state[K.PAIR_FILTER] = K.ALL_PAIRS
 strategies_present = [s for s in STRATEGIES if any(r.strategy == s for r in records)]
 if K.STRATEGY_FILTER not in state or not set(state[K.STRATEGY_FILTER]) <= set(strategies_present):
-    state[K.STRATEGY_FILTER] = strategies_present
+    # strategies no stored run uses any more leave the filter (all present ones, if none is left)
+    kept = [s for s in state.get(K.STRATEGY_FILTER) or [] if s in strategies_present]
+    state[K.STRATEGY_FILTER] = kept or strategies_present
+# The filters live in the URL (a shareable link); strategies default to all those present.
+_url.sync([K.STATUS_FILTER,
+           _url.Field(K.STRATEGY_FILTER, codec=_url.LIST, default=lambda: strategies_present,
+                      check=lambda names: next((f"no stored run uses {n!r}" for n in names
+                                                if n not in strategies_present), None)),
+           _url.Field(K.PAIR_FILTER, check=lambda p: None if p in [K.ALL_PAIRS] + pairs
+                      else "no stored run has this pair")])
 
 a, b, c = st.columns([2, 3, 3])
 a.multiselect("Status", list(STATUSES), key=K.STATUS_FILTER)
@@ -57,16 +68,35 @@ for name, members in list(groups.items())[:6]:
     summaries = summarise_by_strategy(members)
     reference = next((s.mean for s in summaries if s.strategy == "target_only"), None)
     left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(ui.strategy_figure(summaries, "Target accuracy by strategy (mean ± std over seeds)",
-                                         reference), key=K.chart("compare", f"acc.{name}"))
+    with left:
+        ui.show_figure(ui.strategy_figure(summaries, "Target accuracy by strategy (mean ± std over seeds)",
+                                          reference), K.chart("compare", f"acc.{name}"))
     if any(s.ntg_mean is not None for s in summaries):
-        right.plotly_chart(ui.ntg_figure(summaries, "Negative-transfer gap vs target_only"),
-                           key=K.chart("compare", f"ntg.{name}"))
+        with right:
+            ui.show_figure(ui.ntg_figure(summaries, "Negative-transfer gap vs target_only"),
+                           K.chart("compare", f"ntg.{name}"))
     else:
         right.caption("No NTG here: it needs labelled target examples (a target label budget) and a strategy "
                       "that uses the source.")
 if len(groups) > 6:
     st.caption(f"{len(groups) - 6} more pairs: pick one with the Pair filter.")
+
+# --- the NTG over seeds, one row per configuration ------------------------------------------------------
+st.subheader("Negative-transfer gap over seeds, per configuration")
+by_configuration = ntg_by_configuration(finished)
+if by_configuration:
+    ntg_table = ui.ntg_seeds_frame(by_configuration)
+    st.dataframe(ui.style_ntg_verdicts(ntg_table), hide_index=True, column_config=ui.NTG_SEEDS_COLUMNS,
+                 key=K.NTG_TABLE)
+    st.caption("Runs that differ only in their seed form one configuration. NTG mean ± sd over its seeds, with "
+               "the 95% Student-t interval of the mean: **red** when the whole interval is above 0 (negative "
+               "transfer), **green** when below, **grey** when it contains 0 (within noise). One seed has no "
+               "spread: run more seeds (change the seed in the sidebar).")
+    ui.csv_download(ntg_table, "Download this table as CSV", "transfer-lab-ntg-over-seeds.csv",
+                    K.download("compare", "ntg"))
+else:
+    st.caption("No finished run with an NTG matches the filters: the NTG needs labelled target examples (a "
+               "target label budget) and a strategy that uses the source.")
 
 # --- export and delete ---------------------------------------------------------------------------------
 def delete_selected() -> None:

@@ -3,22 +3,25 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _ui as ui
-from tlcore.data import DATASETS, SHIFTS
+from pages import _url
+from pages._sources import render_data_sources
+from tlcore.data import SHIFTS
 from tlcore.errors import TransferLabError
 from tlcore.inspection import class_examples
 
 ui.inside_app()
+_url.sync([K.SEED, *_url.data_fields()])  # the page's settings live in the URL (a shareable link)
 
 st.title("Data")
-st.caption("Pick a source and a target from the built-in domains and shift them. The Train page trains on "
-           "this pair.")
+st.caption("Pick a source and a target (built-in domains, torchvision datasets or your own images) and shift "
+           "them. The Train page trains on this pair.")
 
 
 def domain_controls(role: str) -> None:
     st.subheader(role.capitalize())
     st.selectbox("Dataset", ui.dataset_choices(), key=K.dataset(role), format_func=ui.dataset_label,
-                 help="\n\n".join(f"**{name}**: {DATASETS[name].description}" for name in ui.dataset_choices()))
-    kind = DATASETS[st.session_state[K.dataset(role)]].kind
+                 help=ui.dataset_help())
+    kind = ui.dataset_info(st.session_state[K.dataset(role)]).kind
     basic = [c for c in ui.SHIFT_CONTROLS if not c.advanced and ui.applies(c, kind)]
     more = [c for c in ui.SHIFT_CONTROLS if c.advanced and ui.applies(c, kind)]
     for c in basic:
@@ -55,6 +58,8 @@ with right:
     domain_controls("target")
 st.number_input("Target label budget (labelled target examples per class; 0 = unsupervised adaptation)",
                 min_value=0, max_value=100, step=1, key=K.BUDGET)
+if not render_data_sources():  # data directory, downloads, your own images; False: files still missing
+    st.stop()
 
 source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
 seed, budget = ui.seed(), int(st.session_state[K.BUDGET])
@@ -71,18 +76,20 @@ if pair.kind == "image":
     left, right = st.columns(2, gap="large")
     for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
         rows = class_examples(domain.y_train, domain.num_classes, per_class=8, seed=seed)
-        column.plotly_chart(ui.image_grid_figure(domain.x_train, rows, domain.class_names, f"{role}: {domain.name}"),
-                            key=K.chart("data", f"grid.{role}"), config={"displayModeBar": False})
+        with column:
+            ui.show_figure(ui.image_grid_figure(domain.x_train, rows, domain.class_names, f"{role}: {domain.name}"),
+                           K.chart("data", f"grid.{role}"))
 else:
     left, right = st.columns(2, gap="large")
     for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
         x = domain.x_train.numpy()
-        column.plotly_chart(ui.points_figure(x, domain.y_train.numpy(), domain.class_names,
-                                             f"{role}: {domain.name}", height=380),
-                            key=K.chart("data", f"points.{role}"))
+        with column:
+            ui.show_figure(ui.points_figure(x, domain.y_train.numpy(), domain.class_names,
+                                            f"{role}: {domain.name}", height=380),
+                           K.chart("data", f"points.{role}"))
 
-st.plotly_chart(ui.class_balance_figure(pair.source.class_counts(), pair.target.class_counts(), pair.class_names),
-                key=K.chart("data", "balance"))
+ui.show_figure(ui.class_balance_figure(pair.source.class_counts(), pair.target.class_counts(), pair.class_names),
+               K.chart("data", "balance"))
 
 st.subheader("Preprocessing")
 st.markdown("\n".join(f"- {line}" for line in pair.describe()))
@@ -101,4 +108,4 @@ c.metric("Proxy A-distance", f"{gap.pad:.2f}",
          help=f"2(1 − 2ε) for a linear domain classifier with held-out error ε (its accuracy: "
               f"{gap.domain_accuracy:.2f}). 0 = indistinguishable, 2 = perfectly separable.")
 view = "the inputs themselves (2-D)" if pair.input_shape == (2,) else "the first two principal components (PCA)"
-st.plotly_chart(ui.cloud_figure(cloud, pair.class_names, f"Raw inputs by domain: {view}"), key=K.chart("data", "cloud"))
+ui.show_figure(ui.cloud_figure(cloud, pair.class_names, f"Raw inputs by domain: {view}"), K.chart("data", "cloud"))

@@ -4,10 +4,12 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _ui as ui
+from pages import _url
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.inspection import find_source_only, source_only_config
 from tlcore.runs import ACTIVE_STATUSES
+from tlcore.seeds import ntg_over_seeds
 from tlcore.worker import get_worker
 
 ui.inside_app()
@@ -24,9 +26,14 @@ if not runs:
 by_id = {r.id: r for r in runs}
 if state.get(K.INSPECT_RUN) not in by_id:
     state[K.INSPECT_RUN] = runs[0].id
+# The run, the projection and the colouring live in the URL (a shareable link).
+_url.sync([_url.Field(K.INSPECT_RUN, codec=_url.STR, default=_url.NO_DEFAULT,
+                      check=lambda i: None if i in by_id else "no finished run with this id in the run store"),
+           K.PROJECTION, K.BY_CLASS])
 st.selectbox("Run", list(by_id), key=K.INSPECT_RUN, format_func=lambda i: ui.run_label(by_id[i]))
 rec = by_id[state[K.INSPECT_RUN]]
 config = RunConfig.from_dict(rec.config)
+ui.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
 
 # --- the source_only baseline: stored, training, or started now ------------------------------------
 training_baseline = None  # id of the baseline run while it trains
@@ -56,7 +63,7 @@ try:
     with st.spinner("Rebuilding the run from its checkpoint…"):
         ins = ui.run_inspection(store_path, rec.id, rec.updated_at)
         base_ins = ui.run_inspection(store_path, base.id, base.updated_at) if base is not None else None
-    pair = ui.load_pair(config.source, config.target, config.seed, config.target_labels)
+    pair = ui.load_pair(config.source, config.target, config.seed, config.target_labels, data_dir=config.data_dir)
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
@@ -132,7 +139,7 @@ for column, (title, r, i) in zip(columns, sides):
         if coords is None:
             coords = ui.pca_of_run(store_path, r.id, r.updated_at)
         fig = ui.embedding_figure(coords, i, by_class, f"{title}: {label}")
-        event = st.plotly_chart(fig, key=K.selection(r.id), on_select="rerun", selection_mode=("points", "box"))
+        event = ui.show_figure(fig, K.selection(r.id), on_select="rerun", selection_mode=("points", "box"))
         row = ui.selected_row(event, fig)
         if row is not None:
             selected = (title, i, row)
@@ -163,8 +170,9 @@ if ins.grid is not None:
     columns = st.columns(len(sides), gap="large")
     for column, (title, r, i) in zip(columns, sides):
         if i is not None and i.grid is not None:
-            column.plotly_chart(ui.boundary_figure(i.grid, pair, title, weights if i is ins else None),
-                                key=K.chart("inspect", f"boundary.{r.id}"))
+            with column:
+                ui.show_figure(ui.boundary_figure(i.grid, pair, title, weights if i is ins else None),
+                               K.chart("inspect", f"boundary.{r.id}"))
 elif weights is not None:
     st.subheader("Importance weights")
     st.caption("Source training examples weighted by the estimated density ratio p_target(x) / p_source(x).")
@@ -181,12 +189,20 @@ st.subheader("Errors on the target test set")
 columns = st.columns(len(sides), gap="large")
 for column, (title, r, i) in zip(columns, sides):
     if i is not None:
-        column.plotly_chart(ui.confusion_figure(i.confusion, i.class_names, f"Confusion matrix: {title}"),
-                            key=K.chart("inspect", f"confusion.{r.id}"), config={"displayModeBar": False})
+        with column:
+            ui.show_figure(ui.confusion_figure(i.confusion, i.class_names, f"Confusion matrix: {title}"),
+                           K.chart("inspect", f"confusion.{r.id}"))
 bars = [(title.split(" ")[0], i.per_class_accuracy, colour)
         for (title, _, i), colour in zip(sides, ("#9e9e9e", ui.TARGET_COLOUR)) if i is not None]
-st.plotly_chart(ui.per_class_figure(bars, ins.class_names), key=K.chart("inspect", "per_class"),
-                config={"displayModeBar": False})
+ui.show_figure(ui.per_class_figure(bars, ins.class_names), K.chart("inspect", "per_class"))
+models = [(title.split(" ")[0], r.id, i) for title, r, i in sides if i is not None]
+a, b = st.columns(2)
+with a:
+    ui.csv_download(ui.per_class_frame(models, ins.class_names), "Download per-class accuracy as CSV",
+                    f"transfer-lab-run-{rec.id}-per-class.csv", K.download("inspect", "per_class"))
+with b:
+    ui.csv_download(ui.confusion_frame(models, ins.class_names), "Download the confusion matrices as CSV",
+                    f"transfer-lab-run-{rec.id}-confusion.csv", K.download("inspect", "confusion"))
 
 
 # --- keep checking what is still being computed ---------------------------------------------------------------

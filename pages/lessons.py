@@ -9,6 +9,7 @@ import streamlit as st
 from pages import _keys as K
 from pages import _sweep_ui as sw
 from pages import _ui as ui
+from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.lessons import LESSONS, load_precomputed, precomputed_path
 from tlcore.sweeps import BudgetSweep, plan_sweep
@@ -18,6 +19,8 @@ sw.goto_train_if_requested()
 
 state = st.session_state
 NAMES = list(LESSONS)
+state.setdefault(K.LESSON, NAMES[0])
+_url.sync([_url.Field(K.LESSON, "lesson", default=NAMES[0], choices=NAMES)])  # a link opens one lesson
 
 st.title("Lessons")
 ui.flash()

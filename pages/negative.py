@@ -9,6 +9,7 @@ import streamlit as st
 from pages import _keys as K
 from pages import _sweep_ui as sw
 from pages import _ui as ui
+from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.strategies import STRATEGIES
 from tlcore.sweeps import (ALL_LABELS, MAX_SOURCES, SWEEPABLE_SHIFTS, BudgetResult, BudgetSweep, ShiftResult,
@@ -22,6 +23,37 @@ state = st.session_state
 TITLES = {"budget": "Label budget", "shift": "Shift strength", "source": "Which source?"}
 TRANSFER_STRATEGIES = [name for name in STRATEGIES if name not in ("target_only", "oracle")]
 ADAPTATIONS = [name for name in TRANSFER_STRATEGIES if name not in ("source_only", "finetune")]
+CHOICES = {  # settings with a fixed set of values (a link with another value is refused with a warning)
+    ("budget", "adaptation"): ["none", *ADAPTATIONS],
+    ("shift", "shift"): list(SWEEPABLE_SHIFTS),
+    ("shift", "adaptation"): [s for s in TRANSFER_STRATEGIES if s != "source_only"],
+    ("source", "strategy"): [s for s in TRANSFER_STRATEGIES if s != "source_only"],
+}
+RANGES = {"seeds": (1, 10), "epochs": (1, 500), "labels": (1, 100)}
+
+
+def experiment_fields() -> list:
+    """The chosen experiment's settings, in the URL as e.g. ``budget.target=moons:rotate=60``."""
+    exp = state.get(K.NT_EXPERIMENT, K.EXPERIMENTS[0])
+    prefix = K.nt(exp, "")
+    fields = []
+    for key in [k for k in K.DEFAULTS if k.startswith(prefix)]:
+        name = key[len(prefix):]
+        lo, hi = RANGES.get(name, (None, None))
+        fields.append(_url.Field(key, f"{exp}.{name}", choices=CHOICES.get((exp, name)), lo=lo, hi=hi))
+    return fields
+
+
+# The whole setup lives in the URL (a teacher's link); ?sweep= names a running sweep job, so a
+# refresh or a second tab shows the same sweep, live.
+_url.sync([K.SEED, _url.Field(K.NT_EXPERIMENT, "experiment", choices=K.EXPERIMENTS), experiment_fields],
+          own=("sweep",))
+_linked = st.query_params.get("sweep")
+if _linked and sw.job(_linked) is not None:
+    _exp = sw.job_experiment(_linked)
+    if _exp is not None and state.get(K.nt_state(_exp, "job")) != _linked:
+        state[K.nt_state(_exp, "job")] = _linked
+        state[K.nt_state(_exp, "spec")] = sw.job_spec(_linked)
 
 st.title("Negative transfer")
 ui.flash()
@@ -145,9 +177,11 @@ def start(exp: str, before_only: bool = False) -> None:
     state[K.nt_state(exp, "error")] = None
     try:
         spec = spec_from_dict(state[K.nt_state(exp, "pending")])
-        state[K.nt_state(exp, "job")] = sw.start_sweep(spec, before_only=before_only)
+        job_id = sw.start_sweep(spec, before_only=before_only)
+        state[K.nt_state(exp, "job")] = job_id
         state[K.nt_state(exp, "spec")] = spec.to_dict()
         state[K.nt_state(exp, "loaded")] = None
+        st.query_params["sweep"] = job_id
     except TransferLabError as exc:
         state[K.nt_state(exp, "error")] = str(exc)
 

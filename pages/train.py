@@ -5,12 +5,17 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _ui as ui
+from pages import _url
 from tlcore.config import RunConfig, form_fields
 from tlcore.errors import RunNotFoundError
 from tlcore.runs import ACTIVE_STATUSES
+from tlcore.seeds import ntg_over_seeds
 from tlcore.strategies import STRATEGIES
 
 ui.inside_app()
+# The whole setup (seed, data, strategy and its hyperparameters, schedule) lives in the URL, beside the
+# run shown (?run=, handled below).
+_url.sync(_url.train_fields(), own=("run",))
 
 st.title("Train")
 state = st.session_state
@@ -114,7 +119,8 @@ def render_run(run_id: str, record=None) -> str:
     for i, (name, fig) in enumerate(ui.live_figures(events)):
         if i % 2 == 0:
             columns = st.columns(2)
-        columns[i % 2].plotly_chart(fig, key=K.chart("train", name), config={"displayModeBar": False})
+        with columns[i % 2]:
+            ui.show_figure(fig, K.chart("train", name))
     return rec.status
 
 
@@ -143,7 +149,8 @@ def empty_view() -> None:
     for i, (name, fig) in enumerate(ui.live_figures([])):
         if i % 2 == 0:
             columns = st.columns(2)
-        columns[i % 2].plotly_chart(fig, key=K.chart("train", name), config={"displayModeBar": False})
+        with columns[i % 2]:
+            ui.show_figure(fig, K.chart("train", name))
 
 
 if run_id is None:
@@ -159,7 +166,9 @@ else:
         b.metric("Source accuracy", f"{rec.metrics.get('source_accuracy', float('nan')):.3f}")
         if "domain_accuracy" in rec.metrics:
             c.metric("Domain-discriminator accuracy", f"{rec.metrics['domain_accuracy']:.3f}")
-        ui.ntg_badge(rec.metrics)
+        ui.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
+        ui.csv_download(ui.curves_frame(ui.pull_events(rec.id)[0]), "Download the curves as CSV",
+                        f"transfer-lab-run-{rec.id}-curves.csv", K.download("train", "curves"))
         st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",
                      icon=":material/insights:")
         state[K.INSPECT_RUN] = rec.id  # the Inspect page opens on this run

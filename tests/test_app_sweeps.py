@@ -169,3 +169,33 @@ def test_a_lesson_runs_live_and_checks_its_claim():
     assert "From the run store" in texts(at)
     assert any("holds" in m.value for m in at.markdown)
     assert len(RunStore().list_runs(status="done")) == 9  # 3 arms x 3 seeds
+
+
+def test_a_link_opens_the_negative_transfer_page_on_its_setup():
+    query = {"experiment": "shift", "shift.shift": "permute", "shift.values": "0, 0.5", "shift.epochs": "3"}
+    at = open_page(NT_PAGE, query=query)
+    assert at.session_state[K.NT_EXPERIMENT] == "shift"
+    assert at.session_state[K.nt("shift", "shift")] == "permute"
+    assert at.session_state[K.nt("shift", "epochs")] == 3
+    assert at.radio(key=K.NT_EXPERIMENT).value == "shift"
+
+
+def test_a_bad_link_value_is_refused_with_a_warning_not_a_traceback():
+    at = open_page(NT_PAGE, query={"experiment": "budget", "budget.adaptation": "nosuch", "budget.seeds": "99"})
+    warning = "\n".join(w.value for w in at.warning)
+    assert "budget.adaptation" in warning and "budget.seeds" in warning
+    assert at.session_state[K.nt("budget", "adaptation")] == "dann"  # the default kept
+
+
+def test_a_link_opens_one_lesson():
+    name = "too_much_alignment"
+    at = open_page(LESSONS_PAGE, query={"lesson": name})
+    assert at.session_state[K.LESSON] == name
+    assert LESSONS[name].title in [h.value for h in at.header]
+
+
+def test_settings_changed_on_the_page_go_into_the_url():
+    at = open_page(NT_PAGE, TINY_BUDGET)
+    at.text_input(key=K.nt("budget", "target")).set_value("moons:rotate=45").run()
+    assert_clean(at)
+    assert at.query_params.get("budget.target") in (["moons:rotate=45"], "moons:rotate=45")

@@ -208,6 +208,17 @@ def test_walk_every_page_train_live_stop_and_inspect(app_url):
         page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
                                ".some(t => /PCA|UMAP/.test(t.textContent))", timeout=60_000)
         _no_traceback(page, "Inspect")
+        # Selection still works with the export toolbar: box-select the middle of an embedding.
+        embedding = page.locator("[class*='st-key-btn-inspect-selection-'] .js-plotly-plot").last
+        assert embedding.locator(".modebar-btn[data-title='Download plot as a PNG']").count() == 1
+        area = embedding.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(area["x"] + area["width"] * 0.2, area["y"] + area["height"] * 0.2)
+        page.mouse.down()
+        page.mouse.move(area["x"] + area["width"] * 0.8, area["y"] + area["height"] * 0.8, steps=8)
+        page.mouse.up()
+        page.get_by_text(re.compile(r"test example #\d+")).wait_for(timeout=60_000)
+        _settle(page)
+        _no_traceback(page, "Inspect (a point selected)")
         if os.environ.get("TRANSFER_LAB_WAIT_WARM") == "1":  # how long until the adapted run's UMAP shows
             t0 = time.perf_counter()
             page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
@@ -224,3 +235,57 @@ def test_walk_every_page_train_live_stop_and_inspect(app_url):
     if os.environ.get("TRANSFER_LAB_BENCH_JSON"):
         Path(os.environ["TRANSFER_LAB_BENCH_JSON"]).write_text(json.dumps(figures, indent=2))
     assert figures["click_to_first_point_s"] < 10, figures  # generous: the machine may be busy; see benchmarks
+
+
+def _download(page, chart_key: str, title: str):
+    """Click the camera button (``title``) of the chart with ``chart_key`` and return the downloaded
+    file's name and bytes."""
+    chart = page.locator(f".st-key-{chart_key.replace('.', '-')} .js-plotly-plot")
+    chart.hover()
+    button = chart.locator(f".modebar-btn[data-title='{title}']")
+    with page.expect_download(timeout=60_000) as info:
+        button.click()
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_bytes()
+
+
+def test_a_link_sets_up_the_page_and_figures_download_as_svg_and_png(app_url):
+    """A shared Data link (opened as the server's first request: the page runs through app.py) sets
+    the pair and the sidebar's seed; the camera button downloads SVG or PNG as the sidebar says."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app_url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1600}, accept_downloads=True)
+        page.goto(f"{url}/data?source=digits&target=digits&target.rotate=0&target.invert=1&seed=3",
+                  timeout=120_000)
+        page.get_by_role("heading", name="Data", exact=True).wait_for(timeout=120_000)
+        _settle(page)
+        page.get_by_text("Domain gap before training").wait_for()
+        codes = page.locator("[data-testid=stCode]").all_inner_texts()
+        assert any(c.strip() == "digits:invert" for c in codes), codes
+        seed = page.locator("[data-testid=stSidebar] [data-testid=stNumberInput] input").first
+        assert seed.input_value() == "3"
+        assert "target.invert=1" in page.url and "seed=3" in page.url
+        sidebar = page.locator("[data-testid=stSidebar]")
+        sidebar.get_by_text("Link to this setup").click()  # the link to copy, in the sidebar
+        shared = sidebar.locator("code").last
+        shared.wait_for()
+        assert shared.inner_text().strip() == (f"{url}/data?seed=3&source=digits&target=digits&target.rotate=0"
+                                               "&target.invert=1"), shared.inner_text()
+        _no_traceback(page, "Data from a link")
+
+        page.locator("[data-testid=stSidebar]").get_by_text("SVG", exact=True).click()
+        _settle(page)
+        name, content = _download(page, "chart.data.balance", "Download plot")
+        assert name == "transfer-lab-data-balance.svg", name
+        assert content.lstrip().startswith(b"<svg"), content[:80]
+
+        page.locator("[data-testid=stSidebar]").get_by_text("PNG", exact=True).click()
+        _settle(page)
+        name, content = _download(page, "chart.data.cloud", "Download plot as a PNG")
+        assert name == "transfer-lab-data-cloud.png", name
+        assert content.startswith(b"\x89PNG\r\n\x1a\n"), content[:16]
+        _no_traceback(page, "Data after the downloads")
+        browser.close()

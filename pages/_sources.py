@@ -1,0 +1,571 @@
+"""Where the Data page's data comes from: the data directory, torchvision downloads, your own images.
+
+:func:`render_data_sources` draws one expander on the Data page with three tabs:
+
+* **Data directory and downloads**: the directory that holds the torchvision datasets
+  (``RunConfig.data_dir``; empty = ``tlcore.paths.default_data_dir()``), each expected file of
+  a dataset as present, to be extracted, missing or corrupt (``dataset_status``, no network),
+  and a Download button that runs ``download_dataset`` in the background worker. A fragment
+  polls the job twice a second for the progress bar; the download-progress callback, in the
+  worker thread, only writes ``job.progress`` and ``job.message`` (never ``st.*``), and raises
+  :class:`DownloadStopped` at the next chunk once Stop was pressed. Offline, the engine's
+  message (the files expected, where to put them, where they come from) is shown as it is.
+* **A folder on this server**: a path (or a folder already under ``<data dir>/folders``)
+  previewed with the engine's folder scanner: its domains, classes and image counts, files
+  that are ignored or cannot be opened as images, and classes missing from some domains.
+* **Upload a zip**: unpacked by ``tlcore.data.archive.extract_image_zip`` into
+  ``<data dir>/folders``; an unsafe archive (zip-slip, bomb-like, no images) is refused with
+  the engine's own reason and nothing is written.
+
+Picked or uploaded folders become choices of the Data page's select boxes as ``folder:NAME``
+or ``folder:NAME/DOMAIN`` (session state :data:`pages._keys.FOLDER_CHOICES`).
+
+The function returns whether the pair can be loaded now: not while a chosen torchvision
+dataset has missing files (loading would start a download inside the page, without progress)
+or is being downloaded (the engine holds its loading lock meanwhile).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import streamlit as st
+
+from tlcore.data.archive import ExtractedArchive, extract_image_zip
+from tlcore.data.folder import FOLDERS_SUBDIR, inspect_folder, resolve_folder, scan_domain
+from tlcore.data.torchvision_data import SOURCES, FileStatus, resolve_data_dir
+from tlcore.download import DownloadProgress
+from tlcore.errors import SpecError, TransferLabError
+from tlcore.paths import default_data_dir
+from tlcore.worker import Job, get_worker
+
+from pages import _keys as K
+from pages import _ui as ui
+
+DOWNLOAD_POLL_S = 0.5
+HEADER_CHECK_LIMIT = 5000    # image files whose header the folder preview opens (per domain)
+LISTED = 5                   # example file names listed in a message
+MAX_UPLOAD_MB = 1024
+STATE_WORDS = {"ok": "present", "extract": "in an archive that is present (extracted when loaded)",
+               "missing": "missing", "corrupt": "corrupt"}
+STATE_ICONS = {"ok": ":green[✔]", "extract": ":blue[⇩]", "missing": ":orange[✗]", "corrupt": ":red[⚠]"}
+
+
+# --- data directory --------------------------------------------------------------------------------
+def data_root() -> Path:
+    """The data directory in effect: the Data page's setting, else the default."""
+    return resolve_data_dir(ui.data_dir_setting() or None)
+
+
+def _folders_root() -> Path:
+    return data_root() / FOLDERS_SUBDIR
+
+
+# --- torchvision files and downloads ---------------------------------------------------------------
+class DownloadStopped(Exception):
+    """Raised by the progress callback once Stop was pressed. Deliberately not an OSError,
+    RuntimeError or TransferLabError: torchvision and the engine catch those (a failed mirror is
+    retried, a network error becomes the offline message), and a stop must end the job instead."""
+
+
+def download_job_id(name: str, root: Path) -> str:
+    """One job per dataset and directory, shared by every session of this process."""
+    return f"download:{name}:{root}"
+
+
+def _download_key(status: FileStatus, root: Path) -> str:
+    return str(status.path.relative_to(root)) if status.path.is_relative_to(root) else str(status.path)
+
+
+def planned_downloads(name: str, root: Path) -> int:
+    """How many files a download of ``name`` fetches: one per missing archive or file."""
+    from tlcore.data.torchvision_data import dataset_status, expected_files
+
+    fetch = set()
+    for expected, status in zip(expected_files(name, root), dataset_status(name, root)):
+        if status.state == "missing":
+            fetch.add(expected.archive or expected.path)
+    return len(fetch)
+
+
+def _mb(n: int | None) -> str:
+    return "?" if n is None else f"{n / 1e6:.1f}"
+
+
+def progress_reporter(job: Job, planned: int) -> Callable[[DownloadProgress], None]:
+    """The ``download_dataset`` progress callback for ``job`` (it runs in the worker thread):
+    sets ``job.progress`` over all planned files and ``job.message`` with the bytes received, and
+    raises :class:`DownloadStopped` when the job was asked to stop."""
+    finished: set[str] = set()
+
+    def report(p: DownloadProgress) -> None:
+        if job.stop_event.is_set():
+            raise DownloadStopped(f"stopped during {p.filename}")
+        if p.finished:
+            finished.add(p.filename)
+        current = 0.0 if p.finished else (p.fraction or 0.0)
+        job.progress = min(0.99, (len(finished) + current) / max(planned, 1))
+        counter = f"file {min(len(finished) + (0 if p.finished else 1), max(planned, 1))} of {max(planned, 1)}"
+        percent = f" ({100 * p.fraction:.0f}%)" if p.fraction is not None else ""
+        job.message = (f"{p.filename}: {_mb(p.done_bytes)} of {_mb(p.total_bytes)} MB{percent} · {counter}"
+                       + (" · verifying and reading the files…" if p.finished and len(finished) >= planned else ""))
+
+    return report
+
+
+def start_download(name: str, data_dir: str) -> str:
+    """Download button callback: download ``name`` into ``data_dir`` in the background (or attach
+    to the download of it that is already running) and remember the job in session state."""
+    from tlcore.data.torchvision_data import download_dataset
+
+    root = resolve_data_dir(data_dir or None)
+    job_id = download_job_id(name, root)
+    worker = get_worker()
+    job = worker.job(job_id)
+    if job is None or not job.alive:
+        planned = planned_downloads(name, root)
+
+        def work(job: Job) -> None:
+            job.message = "connecting…"
+            try:
+                statuses = download_dataset(name, root, progress=progress_reporter(job, planned))
+            except DownloadStopped:
+                job.message = (f"Stopped. A file that was arriving was removed; files that had arrived "
+                               f"complete and verified stay in {root}.")
+                return
+            job.message = f"{name} is complete in {root}: {len(statuses)} files verified."
+
+        worker.start_job("download", work, job_id)
+    st.session_state[K.DOWNLOAD_JOB] = {"id": job_id, "dataset": name, "data_dir": str(root)}
+    return job_id
+
+
+def stop_download(job_id: str) -> None:
+    """Stop button callback: the download ends at its next chunk (about every 256 KiB)."""
+    get_worker().stop(job_id, wait=2.0)
+
+
+def _session_job(name: str | None = None, root: Path | None = None) -> Job | None:
+    """This session's last download job (for ``name`` in ``root`` when given)."""
+    record = st.session_state.get(K.DOWNLOAD_JOB)
+    if not record:
+        return None
+    if name is not None and (record["dataset"] != name or record["data_dir"] != str(root)):
+        return None
+    return get_worker().job(record["id"])
+
+
+@st.fragment(run_every=DOWNLOAD_POLL_S)
+def _download_progress(job_id: str) -> None:
+    """The live part of a download: redrawn alone twice a second; the whole page reruns once the
+    job has ended, to show the result and load the pair."""
+    job = get_worker().job(job_id)
+    if job is None or not job.alive:
+        st.rerun()
+    st.progress(min(1.0, max(0.0, job.progress)), text=job.message or "starting…")
+    st.button("Stop the download", key=K.DOWNLOAD_STOP, on_click=stop_download, args=(job_id,),
+              disabled=job.stop_event.is_set())
+
+
+def _status_lines(statuses: list[FileStatus], root: Path) -> list[str]:
+    lines = []
+    for s in statuses:
+        line = f"- {STATE_ICONS[s.state]} `{_download_key(s, root)}` — {STATE_WORDS[s.state]}"
+        if s.state == "corrupt":
+            line += f": {s.detail}"
+        lines.append(line)
+    return lines
+
+
+def status_summary(name: str, statuses: list[FileStatus]) -> str:
+    counts = {state: sum(s.state == state for s in statuses) for state in STATE_WORDS}
+    if counts["corrupt"]:
+        return (f"**{name}**: {counts['corrupt']} of {len(statuses)} files are corrupt or incomplete. Delete them "
+                "(or replace them with good copies) and download again.")
+    if counts["missing"]:
+        return f"**{name}**: {counts['missing']} of {len(statuses)} files missing."
+    return f"**{name}**: complete ({len(statuses)} files" + \
+        (f", {counts['extract']} still packed in their archive)." if counts["extract"] else ").")
+
+
+def _downloads_tab(root: Path, dir_error: str | None) -> None:
+    from tlcore.data.torchvision_data import dataset_status
+
+    st.text_input("Data directory", key=K.DATA_DIR, placeholder=str(default_data_dir()),
+                  help="Where the torchvision datasets live, in torchvision's own layout (e.g. MNIST/raw/…, "
+                       "usps.bz2, cifar-10-batches-py/), and where uploaded zips are unpacked (its folders/ "
+                       "sub-folder). Empty: the default shown in the box. Runs started on the Train page use it.")
+    where = f"Datasets are read from and downloaded into `{root}`"
+    st.caption(where + ("." if root.is_dir() else " (it does not exist yet: a download or an upload creates it)."))
+    if dir_error:
+        return
+    name = st.radio("Dataset files", list(SOURCES), index=None, key=K.DOWNLOAD_DATASET, horizontal=True,
+                    help="\n\n".join(f"**{n}**: {s.summary}" for n, s in SOURCES.items()))
+    if name is None:
+        st.caption("Choose a dataset to see which of its files are in the data directory.")
+        return
+    try:
+        statuses = dataset_status(name, root)
+    except OSError as exc:
+        st.error(f"The files of {name} in {root} cannot be checked: {exc}")
+        return
+    st.markdown(status_summary(name, statuses))
+    st.markdown("\n".join(_status_lines(statuses, root)))
+    job = _session_job(name, root)
+    if job is None:  # another session may be downloading it
+        job = get_worker().job(download_job_id(name, root))
+        if job is not None and not job.alive:
+            job = None
+    if job is not None and job.alive:
+        _download_progress(job.job_id)
+        return
+    if job is not None:  # this session's download of it has ended
+        if job.error:
+            st.error(f"**The download of {name} failed.**\n\n{job.error}")
+        elif job.stop_event.is_set():
+            st.warning(job.message)
+        else:
+            st.success(job.message)
+    missing = any(s.state == "missing" for s in statuses)
+    st.button(f"Download {name}", key=K.DOWNLOAD_START, on_click=start_download, args=(name, ui.data_dir_setting()),
+              disabled=not missing, type="primary" if missing else "secondary",
+              help="Fetch the missing files from their official mirrors through torchvision, verifying each "
+                   "checksum, into the data directory." if missing else "Every file is present.")
+
+
+# --- your own images: a folder on this server ------------------------------------------------------
+@dataclass(frozen=True)
+class DomainPreview:
+    """One domain of a folder: the spec that names it and what it holds."""
+
+    name: str
+    spec: str
+    path: Path
+    classes: tuple[str, ...]
+    counts: tuple[int, ...]
+    other_files: int            # files without an image extension (ignored)
+    unreadable: tuple[str, ...]  # image files that do not open as images (skipped when loading)
+    checked: int                # image files whose header was opened
+
+    @property
+    def images(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True)
+class FolderPreview:
+    """A folder as the engine reads it: one domain (``ROOT/<class>/<image>``) or several
+    (``ROOT/<domain>/<class>/<image>``), with a ready ``folder:`` spec for each."""
+
+    argument: str
+    path: Path
+    kind: str
+    domains: tuple[DomainPreview, ...]
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        return tuple(d.spec for d in self.domains)
+
+    def missing_classes(self) -> dict[str, tuple[str, ...]]:
+        """For each domain that lacks some of the classes found in the others: those classes."""
+        every = sorted({c for d in self.domains for c in d.classes})
+        lacking = {d.name: tuple(c for c in every if c not in d.classes) for d in self.domains}
+        return {name: classes for name, classes in lacking.items() if classes}
+
+
+def folder_argument(text: str) -> str:
+    """What the user typed as a ``folder:`` argument, tidied; refuses what a spec cannot hold."""
+    argument = (text or "").strip()
+    if len(argument) > 1:
+        argument = argument.rstrip("/\\") or argument
+    if not argument:
+        raise SpecError("type a folder: an absolute path on this server, or the name of a folder under "
+                        f"{_folders_root()}")
+    if ":" in argument:
+        raise SpecError(f"{argument!r} contains ':', which a dataset spec uses to separate the folder from its "
+                        "shifts (folder:PATH:SHIFTS); rename the folder or link it under a name without ':'")
+    return argument
+
+
+def _unreadable(files: tuple[Path, ...], root: Path, limit: int) -> tuple[tuple[str, ...], int]:
+    """Image files among the first ``limit`` that PIL cannot open and verify, relative to ``root``."""
+    from PIL import Image
+
+    bad = []
+    for path in files[:limit]:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception:  # noqa: BLE001 - PIL raises many kinds for a broken file; the loader skips them too
+            bad.append(str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+    return tuple(bad), min(len(files), limit)
+
+
+def _domain_preview(name: str, spec: str, path: Path, argument: str) -> DomainPreview:
+    layout = scan_domain(path, argument)
+    counts = [0] * len(layout.classes)
+    for label in layout.labels.tolist():
+        counts[label] += 1
+    unreadable, checked = _unreadable(layout.files, layout.root, HEADER_CHECK_LIMIT)
+    return DomainPreview(name, spec, path, layout.classes, tuple(counts), layout.other_files, unreadable, checked)
+
+
+def preview_folder(text: str, data_dir: str | os.PathLike | None = None) -> FolderPreview:
+    """Inspect the folder the user named (see ``tlcore.data.folder`` for where a name points).
+
+    Raises :class:`~tlcore.errors.TransferLabError` (not a directory, no class folders, a ':' in
+    the path) with the engine's message."""
+    argument = folder_argument(text)
+    path = resolve_folder(argument, data_dir)
+    info = inspect_folder(path)
+    if info.kind == "domain":
+        domains = (_domain_preview(path.name, f"folder:{argument}", path, argument),)
+    else:
+        domains = tuple(
+            _domain_preview(name, f"folder:{argument}/{domain_path.relative_to(path).as_posix()}", domain_path,
+                            argument)
+            for name, domain_path in zip(info.domains, info.domain_paths))
+    return FolderPreview(argument, path, info.kind, domains)
+
+
+@st.cache_data(show_spinner=False, ttl=60, max_entries=8)
+def _cached_preview(text: str, data_dir: str) -> FolderPreview:
+    return preview_folder(text, data_dir or None)
+
+
+def add_folder_choices(specs) -> list[str]:
+    """Offer ``specs`` (``folder:…``) in the Data page's select boxes; returns the new ones."""
+    choices = list(st.session_state.get(K.FOLDER_CHOICES, []))
+    added = [spec for spec in specs if spec not in choices]
+    st.session_state[K.FOLDER_CHOICES] = choices + added
+    return added
+
+
+def _add_previewed() -> None:
+    """Add button callback: offer every domain of the previewed folder."""
+    try:
+        preview = _cached_preview(st.session_state.get(K.FOLDER_PATH, ""), ui.data_dir_setting())
+    except TransferLabError as exc:
+        st.session_state[K.FOLDER_NOTICE] = ("error", str(exc))
+        return
+    add_folder_choices(preview.specs)
+    listed = ", ".join(f"`{spec}`" for spec in preview.specs)
+    st.session_state[K.FOLDER_NOTICE] = (
+        "success", f"In the dataset lists now: {listed}. Choose them as Source or Target above.")
+
+
+def use_folder(role: str, spec: str) -> None:
+    """"Use as source/target" callback: offer ``spec`` and select it for ``role``."""
+    add_folder_choices([spec])
+    st.session_state[K.dataset(role)] = spec
+
+
+def _pick_folder() -> None:
+    """A folder under <data dir>/folders was clicked: put its name in the path field."""
+    picked = st.session_state.get(K.FOLDER_PICK)
+    if picked:
+        st.session_state[K.FOLDER_PATH] = picked
+        st.session_state[K.FOLDER_PICK] = None  # a shortcut, not a setting: the path field says what is shown
+
+
+def _existing_folders(root: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+
+
+def _show_preview(preview: FolderPreview) -> None:
+    import pandas as pd
+
+    if preview.kind == "domain":
+        d = preview.domains[0]
+        st.markdown(f"`{preview.path}` is **one domain**: {len(d.classes)} classes, {d.images} images · "
+                    f"`{d.spec}`")
+    else:
+        st.markdown(f"`{preview.path}` holds **{len(preview.domains)} domains** "
+                    f"({', '.join(d.name for d in preview.domains)}), each with its own class folders.")
+    table = pd.DataFrame({d.name: dict(zip(d.classes, d.counts)) for d in preview.domains}).fillna(0).astype(int)
+    table.index.name = "class"
+    st.dataframe(table, width="stretch", height=min(400, 38 + 35 * len(table)))
+    missing = preview.missing_classes()
+    if missing:
+        lines = [f"- **{name}** lacks {', '.join(classes)}" for name, classes in missing.items()]
+        st.warning("**The domains do not share one class set.** A pair needs the same classes on both sides, so "
+                   "a pair of domains with different classes is refused:\n" + "\n".join(lines))
+    for d in preview.domains:
+        notes = []
+        if d.other_files:
+            notes.append(f"{d.other_files} file(s) without an image extension are ignored")
+        if d.checked < d.images:
+            notes.append(f"the first {d.checked} of {d.images} images were opened to check them; the rest are "
+                         "checked when loaded")
+        if notes:
+            st.caption(f"{d.name}: " + "; ".join(notes) + ".")
+        if d.unreadable:
+            more = f" and {len(d.unreadable) - LISTED} more" if len(d.unreadable) > LISTED else ""
+            st.warning(f"{d.name}: {len(d.unreadable)} image file(s) cannot be read as images and are skipped "
+                       f"when loading: {', '.join(d.unreadable[:LISTED])}{more}.")
+    st.button("Add to the dataset lists", key=K.FOLDER_ADD, on_click=_add_previewed,
+              help="Offer " + ", ".join(preview.specs) + " as Source and Target datasets.")
+    for d in preview.domains[:12]:
+        a, b, c = st.columns([3, 1, 1], vertical_alignment="center")
+        a.markdown(f"`{d.spec}` · {len(d.classes)} classes · {d.images} images")
+        b.button("Use as source", key=K.folder_use("source", d.spec), on_click=use_folder, args=("source", d.spec))
+        c.button("Use as target", key=K.folder_use("target", d.spec), on_click=use_folder, args=("target", d.spec))
+
+
+def _folder_tab(root: Path) -> None:
+    under = root / FOLDERS_SUBDIR
+    existing = _existing_folders(under)
+    if existing:
+        st.radio(f"Folders in {under}", existing, index=None, key=K.FOLDER_PICK, horizontal=True,
+                 on_change=_pick_folder)
+    st.text_input("Folder", key=K.FOLDER_PATH, placeholder=f"/path/to/office31, or a name under {under}",
+                  help="ROOT/<class>/<image> (one domain), or ROOT/<domain>/<class>/<image> as Office-31, "
+                       "Office-Home and PACS ship. A relative name is looked up under the data directory's "
+                       "folders/, where uploaded zips go.")
+    notice = st.session_state.pop(K.FOLDER_NOTICE, None)
+    if notice:
+        getattr(st, notice[0])(notice[1])
+    text = st.session_state.get(K.FOLDER_PATH, "")
+    if not str(text).strip():
+        st.caption("Images are converted to RGB and cut to 224×224 when loaded; start the spec with a size "
+                   "(the resize shift under More shifts) for smaller, faster images.")
+        return
+    try:
+        preview = _cached_preview(str(text), ui.data_dir_setting())
+    except TransferLabError as exc:
+        st.warning(f"**This folder cannot be used.** {exc}")
+        return
+    _show_preview(preview)
+
+
+# --- your own images: an uploaded zip --------------------------------------------------------------
+@dataclass(frozen=True)
+class ZipImport:
+    """What became of one uploaded zip: ``archive`` when it was unpacked, else ``error``."""
+
+    filename: str
+    archive: ExtractedArchive | None = None
+    error: str | None = None
+
+
+def import_zip(source: str | os.PathLike | BinaryIO, filename: str, data_dir: str | None = None) -> ZipImport:
+    """Unpack an uploaded zip into ``<data dir>/folders/<its name>`` (``-2``, ``-3``… when taken)
+    with the engine's safe extractor; an archive it refuses comes back with its reason."""
+    try:
+        archive = extract_image_zip(source, name=Path(filename).stem or "upload", data_dir=data_dir or None)
+    except TransferLabError as exc:
+        return ZipImport(filename, error=str(exc))
+    return ZipImport(filename, archive=archive)
+
+
+def zip_report(result: ZipImport) -> list[str]:
+    """The outcome of an upload in words (markdown lines)."""
+    if result.archive is None:
+        return [f"**`{result.filename}` was refused; nothing was written.** {result.error}"]
+    a = result.archive
+    lines = [f"Unpacked **{a.images} image(s)** ({a.bytes_written / 1e6:.1f} MB) from `{result.filename}` into "
+             f"`{a.root}`."]
+    if a.skipped:
+        more = f" and {a.skipped - len(a.skipped_examples)} more" if a.skipped > len(a.skipped_examples) else ""
+        lines.append(f"Skipped {a.skipped} file(s) that are not images (or are hidden, metadata or links): "
+                     f"{', '.join(a.skipped_examples)}{more}.")
+    if a.kind == "domain":
+        lines.append(f"One domain with {len(a.classes)} classes ({', '.join(a.classes)}).")
+    else:
+        lines.append(f"{len(a.domains)} domains: {', '.join(a.domains)}.")
+    lines.append("In the dataset lists now: " + ", ".join(f"`{spec}`" for spec in a.specs) + ".")
+    return lines
+
+
+def _on_upload() -> None:
+    """The uploader's callback: unpack the new zip, offer its domains, and preview it."""
+    uploaded = st.session_state.get(K.UPLOAD)
+    if uploaded is None:
+        return
+    result = import_zip(uploaded, uploaded.name, ui.data_dir_setting())
+    st.session_state[K.UPLOAD_RESULT] = result
+    if result.archive is not None:
+        add_folder_choices(result.archive.specs)
+        st.session_state[K.FOLDER_PATH] = result.archive.name  # the folder tab previews it
+
+
+def _upload_tab(root: Path) -> None:
+    st.file_uploader("A zip of images: <class>/<image>, or <domain>/<class>/<image>", type=["zip"], key=K.UPLOAD,
+                     on_change=_on_upload, max_upload_size=MAX_UPLOAD_MB,
+                     help=f"Unpacked into {root / FOLDERS_SUBDIR}. Refused whole, with nothing written: paths that "
+                          "climb out of the folder (zip-slip), archives that unpack far larger than they are (zip "
+                          "bombs) or above 4 GiB, and archives without images. Files that are not images are "
+                          "skipped. For larger datasets, unpack them on the server and use the folder tab.")
+    result = st.session_state.get(K.UPLOAD_RESULT)
+    if result is None:
+        return
+    lines = zip_report(result)
+    if result.archive is None:
+        st.error("\n\n".join(lines))
+    else:
+        st.success("\n\n".join(lines))
+
+
+# --- the panel -------------------------------------------------------------------------------------
+def _chosen_downloadables() -> list[str]:
+    """The torchvision datasets among the current source and target, in that order."""
+    names = []
+    for role in K.ROLES:
+        choice = st.session_state.get(K.dataset(role))
+        name = ui.split_choice(choice)[0] if isinstance(choice, str) else None
+        if name in SOURCES and name not in names:
+            names.append(name)
+    return names
+
+
+def render_data_sources() -> bool:
+    """Draw the data-sources panel (see the module docstring); True when the pair can be loaded."""
+    from tlcore.data.torchvision_data import dataset_status
+
+    state = st.session_state
+    root = data_root()
+    dir_error = None
+    if root.exists() and not root.is_dir():
+        dir_error = f"The data directory {root} is a file, not a directory: type another path."
+    chosen = _chosen_downloadables()
+    missing, problems = [], []
+    for name in chosen:
+        try:
+            if dir_error is None and any(s.state == "missing" for s in dataset_status(name, root)):
+                missing.append(name)
+        except OSError as exc:
+            problems.append(f"the files of {name} in {root} cannot be checked: {exc}")
+    running = [name for name in chosen if get_worker().is_alive(download_job_id(name, root))]
+    # The download tab follows the pair: it shows the first chosen dataset that needs files.
+    if chosen and state.get(K.DOWNLOAD_FOLLOWS) != chosen:
+        state[K.DOWNLOAD_DATASET] = (running or missing or chosen)[0]
+    state[K.DOWNLOAD_FOLLOWS] = chosen
+
+    attention = bool(missing or running or dir_error or problems)
+    with st.expander("Data directory, downloads and your own images", expanded=attention,
+                     icon=":material/folder_open:"):
+        downloads, folder, upload = st.tabs(["Data directory and downloads", "A folder on this server",
+                                             "Upload a zip"])
+        with downloads:
+            _downloads_tab(root, dir_error)
+        with folder:
+            _folder_tab(root)
+        with upload:
+            _upload_tab(root)
+
+    if dir_error or problems:
+        st.error("**The data directory cannot be used.** " + "; ".join(filter(None, [dir_error, *problems])))
+        return not chosen and not problems  # built-in data does not need it
+    if running:
+        st.info(f"Downloading {', '.join(running)}: the examples and the gap appear when it is complete.")
+        return False
+    if missing:
+        st.info(f"The files of {', '.join(missing)} are not all in `{root}`. Download them under *Data directory "
+                "and downloads* above, or put them there (the list above shows each file).")
+        return False
+    return True

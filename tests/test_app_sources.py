@@ -1,0 +1,466 @@
+"""The Data page's data sources under AppTest: the data directory, torchvision file status and
+downloads, a folder on the server, an uploaded zip (pages/_sources.py).
+
+Files are real: image folders written with PIL, MNIST IDX files written byte by byte, zips built
+in memory. The offline download test really tries the network (this machine has none): it
+checks the message the engine gives, not a mocked failure.
+"""
+from __future__ import annotations
+
+import http.server
+import io
+import socket
+import struct
+import threading
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+from PIL import Image  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from pages import _keys as K  # noqa: E402
+from pages import _sources as sources  # noqa: E402
+from tlcore.data import folder as folder_module  # noqa: E402
+from tlcore.data import torchvision_data as tvd  # noqa: E402
+from tlcore.download import DownloadProgress, fetch_url  # noqa: E402
+from tlcore.runs import RunStore  # noqa: E402
+from tlcore.worker import Job, get_worker  # noqa: E402
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+CLASSES = ("cat", "dog", "fish")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_app(monkeypatch):
+    """No warm-ups; fresh engine caches; stop whatever a test started."""
+    monkeypatch.setenv("TRANSFER_LAB_WARMUP", "0")
+    tvd.clear_cache()
+    folder_module.clear_cache()
+    yield
+    worker = get_worker()
+    for job in worker.active_jobs():
+        job.stop_event.set()
+    for job in worker.active_jobs():
+        job.thread.join(60)
+    tvd.clear_cache()
+    folder_module.clear_cache()
+
+
+def open_page(page: str | None, state: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state[K.PROJECTION] = "PCA"
+    for key, value in (state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+def png_bytes(colour: tuple[int, int, int], size=(20, 16)) -> bytes:
+    buffer = io.BytesIO()
+    pixels = np.zeros((size[1], size[0], 3), dtype=np.uint8) + np.array(colour, dtype=np.uint8)
+    pixels[size[1] // 2:] //= 2
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_domain(root: Path, classes=CLASSES, per_class=6) -> Path:
+    for label, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            (root / name / f"img{i}.png").write_bytes(png_bytes((80 * label + 10, 30 * i, 200 - 60 * label)))
+    return root
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """MNIST's IDX format: 0, 0, type 0x08 (uint8), ndim, big-endian uint32 dims, the values."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+MNIST_FILES = {"train-images-idx3-ubyte": (40, 28, 28), "train-labels-idx1-ubyte": (40,),
+               "t10k-images-idx3-ubyte": (20, 28, 28), "t10k-labels-idx1-ubyte": (20,)}
+
+
+def write_mnist_file(root: Path, name: str) -> Path:
+    shape = MNIST_FILES[name]
+    rng = np.random.default_rng(len(name))
+    array = (np.arange(shape[0]) % 10).astype(np.uint8) if len(shape) == 1 else \
+        rng.integers(0, 256, size=shape, dtype=np.uint8)
+    path = root / "MNIST" / "raw" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(idx_bytes(array))
+    return path
+
+
+# --- a folder on the server -------------------------------------------------------------------------
+def test_a_picked_folder_is_previewed_becomes_a_dataset_and_its_pair_loads(tmp_path):
+    root = write_domain(tmp_path / "pets")
+    (root / "cat" / "notes.txt").write_text("not an image")
+    (root / "dog" / "broken.png").write_bytes(b"this is not a PNG file")
+    at = open_page("pages/data.py")
+    at.text_input(key=K.FOLDER_PATH).input(str(root)).run()
+    assert_clean(at)
+    markdown = texts(at.markdown)
+    assert "is **one domain**: 3 classes, 19 images" in markdown and f"`folder:{root}`" in markdown
+    assert "1 file(s) without an image extension are ignored" in texts(at.caption)
+    warning = texts(at.warning)
+    assert "1 image file(s) cannot be read as images" in warning and "dog/broken.png" in warning
+    counts = at.dataframe[0].value
+    assert list(counts.index) == list(CLASSES) and counts["pets"].tolist() == [6, 7, 6]
+
+    spec = f"folder:{root}"
+    at.button(key=K.folder_use("source", spec)).click().run()
+    at.button(key=K.folder_use("target", spec)).click().run()
+    assert_clean(at)
+    assert f"{spec} (your images)" in at.selectbox(key=K.dataset("source")).options  # options as labelled
+    assert at.selectbox(key=K.dataset("source")).value == spec == at.selectbox(key=K.dataset("target")).value
+    # a leading resize= is read while loading: the spec puts it first whatever the controls' order
+    at.checkbox(key=K.shift("target", "invert")).check()
+    at.slider(key=K.shift("target", "rotate")).set_value(0.0)
+    at.number_input(key=K.shift("target", "resize")).set_value(24).run()
+    assert_clean(at)
+    assert [c.value for c in at.code] == [spec, f"{spec}:resize=24,invert"]
+    assert len(at.get("plotly_chart")) == 4  # two image grids, class balance, PCA of the raw inputs
+    preprocessing = texts(at.markdown)
+    assert "unreadable image(s) skipped: dog/broken.png" in preprocessing
+    assert "1 non-image file(s) ignored" in preprocessing
+
+
+def test_a_root_of_several_domains_offers_each_and_reports_a_class_mismatch(tmp_path):
+    office = tmp_path / "office"
+    write_domain(office / "amazon")
+    write_domain(office / "webcam", classes=("cat", "dog", "bird"))
+    at = open_page("pages/data.py")
+    at.text_input(key=K.FOLDER_PATH).input(str(office) + "/").run()
+    assert_clean(at)
+    assert "holds **2 domains** (amazon, webcam)" in texts(at.markdown)
+    warning = texts(at.warning)
+    assert "do not share one class set" in warning
+    assert "**amazon** lacks bird" in warning and "**webcam** lacks fish" in warning
+    at.button(key=K.FOLDER_ADD).click().run()
+    assert_clean(at)
+    options = at.selectbox(key=K.dataset("target")).options
+    assert f"folder:{office}/amazon (your images)" in options and f"folder:{office}/webcam (your images)" in options
+    assert "Choose them as Source or Target above" in texts(at.success)
+
+    at.selectbox(key=K.dataset("source")).set_value(f"folder:{office}/amazon")
+    at.selectbox(key=K.dataset("target")).set_value(f"folder:{office}/webcam").run()
+    assert_clean(at)
+    assert "cannot be paired" in at.error[0].value and "only in source: fish" in at.error[0].value
+
+
+def test_a_folder_that_cannot_be_used_is_explained(tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "a.png").write_bytes(png_bytes((1, 2, 3)))
+    at = open_page("pages/data.py")
+    at.text_input(key=K.FOLDER_PATH).input(str(tmp_path / "nowhere")).run()
+    assert_clean(at)
+    assert "is not a directory" in texts(at.warning)
+    at.text_input(key=K.FOLDER_PATH).input(str(flat)).run()
+    assert "holds images but no class folders" in texts(at.warning)
+    at.text_input(key=K.FOLDER_PATH).input("/data/a:b").run()
+    assert "contains ':'" in texts(at.warning)
+    assert not at.error and len(at.get("plotly_chart")) == 4  # the default pair still shows
+
+
+# --- an uploaded zip ----------------------------------------------------------------------------------
+def test_the_upload_handler_unpacks_images_and_refuses_bad_archives(tmp_path):
+    data = tmp_path / "data"
+    good = zip_bytes({"office/amazon/cat/a.png": png_bytes((200, 0, 0)), "office/amazon/dog/b.png": png_bytes((0, 200, 0)),
+                      "office/webcam/cat/c.png": png_bytes((0, 0, 200)), "office/webcam/dog/d.png": png_bytes((9, 9, 9)),
+                      "office/readme.txt": b"notes"})
+    result = sources.import_zip(io.BytesIO(good), "office.zip", str(data))
+    assert result.error is None and result.archive.images == 4 and result.archive.skipped == 1
+    assert result.archive.root == data / "folders" / "office" and result.archive.domains == ("amazon", "webcam")
+    assert result.archive.specs == ("folder:office/office/amazon", "folder:office/office/webcam")
+    report = "\n".join(sources.zip_report(result))
+    assert "Unpacked **4 image(s)**" in report and "Skipped 1 file(s)" in report and "office/readme.txt" in report
+    assert "2 domains: amazon, webcam" in report
+
+    slip = zip_bytes({"cat/a.png": png_bytes((1, 1, 1)), "../evil.png": png_bytes((2, 2, 2)),
+                      "cat/notes.txt": b"not an image"})
+    refused = sources.import_zip(io.BytesIO(slip), "slip.zip", str(data))
+    assert refused.archive is None and "zip-slip" in refused.error and "'../evil.png'" in refused.error
+    assert "was refused; nothing was written" in sources.zip_report(refused)[0]
+    assert not list(tmp_path.rglob("evil.png"))
+    assert sorted(p.name for p in (data / "folders").iterdir()) == ["office"]  # no staging folder left
+
+    not_zip = sources.import_zip(io.BytesIO(b"plain text, not a zip"), "notes.zip", str(data))
+    assert "not a readable zip archive" in not_zip.error
+    no_images = sources.import_zip(io.BytesIO(zip_bytes({"a.txt": b"x", "b.csv": b"y"})), "text.zip", str(data))
+    assert "holds no image files" in no_images.error
+
+
+def test_uploading_a_zip_in_the_page_offers_its_folder_and_previews_it(tmp_path):
+    data = tmp_path / "data"
+    at = open_page("pages/data.py", {K.DATA_DIR: str(data)})
+    members = {f"{name}/img{i}.png": png_bytes((60 * k, 20 * i, 90)) for k, name in enumerate(CLASSES) for i in range(5)}
+    members["__MACOSX/._cat"] = b"metadata"
+    at.file_uploader(key=K.UPLOAD).set_value(("my pets.zip", zip_bytes(members), "application/zip")).run()
+    assert_clean(at)
+    success = texts(at.success)
+    assert "Unpacked **15 image(s)**" in success and "`folder:my_pets`" in success
+    assert "folder:my_pets (your images)" in at.selectbox(key=K.dataset("source")).options
+    assert at.text_input(key=K.FOLDER_PATH).value == "my_pets"  # the folder tab previews what was unpacked
+    assert "is **one domain**: 3 classes, 15 images" in texts(at.markdown)
+    assert (data / "folders" / "my_pets" / "dog" / "img4.png").is_file()
+
+    slip = zip_bytes({"cat/a.png": png_bytes((1, 1, 1)), "/etc/evil.png": png_bytes((2, 2, 2))})
+    at.file_uploader(key=K.UPLOAD).set_value(("evil.zip", slip, "application/zip")).run()
+    assert_clean(at)
+    error = texts(at.error)
+    assert "`evil.zip` was refused; nothing was written" in error and "absolute path" in error
+    assert not (data / "folders" / "evil").exists()
+
+
+# --- torchvision files, downloads, the data directory ------------------------------------------------
+def test_dataset_status_lists_present_missing_and_corrupt_mnist_files(tmp_path):
+    data = tmp_path / "data"
+    write_mnist_file(data, "train-images-idx3-ubyte")
+    write_mnist_file(data, "train-labels-idx1-ubyte")
+    truncated = write_mnist_file(data, "t10k-images-idx3-ubyte")
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.DOWNLOAD_DATASET: "mnist"})
+    markdown = texts(at.markdown)
+    assert "`MNIST/raw/train-images-idx3-ubyte` — present" in markdown
+    assert "`MNIST/raw/train-labels-idx1-ubyte` — present" in markdown
+    assert "`MNIST/raw/t10k-labels-idx1-ubyte` — missing" in markdown
+    assert "`MNIST/raw/t10k-images-idx3-ubyte` — corrupt" in markdown and "truncated" in markdown
+    assert "1 of 4 files are corrupt" in markdown
+    assert at.button(key=K.DOWNLOAD_START).disabled is False
+
+    write_mnist_file(data, "t10k-images-idx3-ubyte")
+    write_mnist_file(data, "t10k-labels-idx1-ubyte")
+    at.run()
+    assert "**mnist**: complete (4 files)" in texts(at.markdown)
+    assert at.button(key=K.DOWNLOAD_START).disabled is True
+
+    # the pair is read from that directory
+    at.selectbox(key=K.dataset("source")).set_value("mnist")
+    at.selectbox(key=K.dataset("target")).set_value("mnist").run()
+    assert_clean(at)
+    assert not at.error and len(at.get("plotly_chart")) == 4
+    assert f"MNIST from {data} via torchvision.datasets.MNIST" in texts(at.markdown)
+
+
+def _resolves(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
+def test_download_offline_shows_the_engines_message_naming_the_files(tmp_path):
+    if _resolves("www.csie.ntu.edu.tw"):
+        pytest.skip("this machine reaches the internet; the test checks the offline message")
+    data = tmp_path / "data"
+    at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.dataset("source"): "usps",
+                                     K.dataset("target"): "usps"})
+    # the pair is not loaded while its files are missing (that would download inside the page)
+    assert "The files of usps are not all in" in texts(at.info) and not at.get("plotly_chart")
+    assert at.radio(key=K.DOWNLOAD_DATASET).value == "usps"  # the download tab follows the chosen pair
+    assert "`usps.bz2` — missing" in texts(at.markdown)
+
+    at.button(key=K.DOWNLOAD_START).click().run()
+    assert_clean(at)
+    job_id = at.session_state[K.DOWNLOAD_JOB]["id"]
+    assert get_worker().wait(job_id, timeout=120), "the download job did not end"
+    at.run()
+    assert_clean(at)
+    error = texts(at.error)
+    assert "The download of usps failed" in error and "could not be downloaded" in error
+    assert "usps.bz2  from https://" in error and "usps.t.bz2" in error and f"Put these files under {data}" in error
+    assert "Traceback" not in error
+    assert not [p for p in data.rglob("*") if p.is_file()], "nothing, not even a partial file, is left behind"
+    assert at.button(key=K.DOWNLOAD_START).disabled is False  # it can be tried again
+
+
+def test_the_progress_callback_reports_bytes_and_a_stop_ends_a_real_transfer(tmp_path):
+    job = Job("download:test", "download")
+    report = sources.progress_reporter(job, planned=2)
+    report(DownloadProgress("a.gz", "http://x/a.gz", 0, 10_000_000))
+    report(DownloadProgress("a.gz", "http://x/a.gz", 5_000_000, 10_000_000))
+    assert job.progress == pytest.approx(0.25) and job.message == "a.gz: 5.0 of 10.0 MB (50%) · file 1 of 2"
+    report(DownloadProgress("a.gz", "http://x/a.gz", 10_000_000, 10_000_000, finished=True))
+    report(DownloadProgress("b.gz", "http://x/b.gz", 1_000_000, None))
+    assert job.progress == pytest.approx(0.5) and job.message == "b.gz: 1.0 of ? MB · file 2 of 2"
+
+    # Stop, during a real transfer from a local server, through the engine's downloader
+    payload = bytes(range(256)) * 4096 * 8  # 8 MiB: 32 chunks
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            try:
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: the point of the test
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        job = Job("download:stop", "download")
+        inner = sources.progress_reporter(job, planned=1)
+        seen = []
+
+        def report_then_stop(p):
+            seen.append(p.done_bytes)
+            if len(seen) == 3:
+                job.stop_event.set()  # what the Stop button does
+            inner(p)
+
+        destination = tmp_path / "big.bin"
+        with pytest.raises(sources.DownloadStopped):
+            fetch_url(f"http://127.0.0.1:{server.server_address[1]}/big.bin", destination, progress=report_then_stop)
+        assert len(seen) == 3 and 0 < seen[-1] < len(payload)  # ended at the report after the stop
+        assert not destination.exists() and not list(tmp_path.glob("*.part"))
+    finally:
+        server.shutdown()
+
+
+class SlowProxy:
+    """A local HTTP proxy that answers every plain-http request with ``size`` bytes, slowly.
+
+    torchvision tries MNIST's https mirror first (unreachable here), then its ``http://`` mirror,
+    which urllib sends through ``$http_proxy``: the app's real download path, byte for byte, with
+    this machine as the far end."""
+
+    def __init__(self, size: int = 16 * 1024 * 1024, chunk: int = 64 * 1024, delay_s: float = 0.05):
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                try:
+                    for _ in range(size // chunk):
+                        self.wfile.write(b"\0" * chunk)
+                        self.wfile.flush()
+                        time.sleep(delay_s)
+                except (BrokenPipeError, ConnectionResetError):  # the client went away (stopped, or a HEAD-like probe)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_download_shows_its_progress_in_bytes_and_stop_ends_it(tmp_path, monkeypatch):
+    if _resolves("ossci-datasets.s3.amazonaws.com"):
+        pytest.skip("this machine reaches the internet; the test needs the https mirror to be unreachable")
+    proxy = SlowProxy()
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.delenv("no_proxy", raising=False)
+    # urlopen's shared opener reads the proxy settings once, when first used: build it afresh now
+    urllib.request.install_opener(urllib.request.build_opener())
+    data = tmp_path / "data"
+    try:
+        at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.DOWNLOAD_DATASET: "mnist"})
+        at.button(key=K.DOWNLOAD_START).click().run()
+        assert_clean(at)
+        job = get_worker().job(at.session_state[K.DOWNLOAD_JOB]["id"])
+        deadline = time.time() + 60
+        while job.alive and job.progress < 0.02 and time.time() < deadline:
+            time.sleep(0.05)
+        assert job.alive and job.progress > 0, (job.error, job.message)
+        at.run()  # what the fragment redraws twice a second
+        assert_clean(at)
+        bar = at.get("progress")[0].proto
+        assert 0 < bar.value < 100 and bar.text.startswith("train-images-idx3-ubyte.gz: ")
+        assert "of 16.8 MB" in bar.text and "· file 1 of 4" in bar.text
+        assert any("yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz" in r for r in proxy.requests)
+
+        t0 = time.time()
+        at.button(key=K.DOWNLOAD_STOP).click().run()
+        assert_clean(at)
+        assert time.time() - t0 < 10 and not job.alive and job.error is None
+        assert "Stopped." in texts(at.warning) and not at.get("progress")
+        assert not [p for p in data.rglob("*") if p.is_file()], "the partial file was removed"
+        assert at.button(key=K.DOWNLOAD_START).disabled is False
+    finally:
+        proxy.close()
+        urllib.request.install_opener(None)  # the next urlopen builds one from the restored environment
+
+
+def test_the_data_directory_goes_into_the_run_the_train_page_starts(tmp_path):
+    data = tmp_path / "my data"
+    at = open_page("pages/data.py")
+    assert at.text_input(key=K.DATA_DIR).value == ""
+    assert str(tmp_path / "tlhome" / "data") in at.text_input(key=K.DATA_DIR).proto.placeholder
+    at.text_input(key=K.DATA_DIR).input(f"  {data}  ").run()
+    assert_clean(at)
+    assert f"`{data}` (it does not exist yet" in texts(at.caption)
+    at.switch_page("pages/train.py").run()  # the setting survives the page change; Start uses it
+    assert at.session_state[K.DATA_DIR] == f"  {data}  "
+    at.number_input(key=K.EPOCHS).set_value(1)
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    run_id = at.session_state[K.RUN_ID]
+    assert RunStore().get_run(run_id).config["data_dir"] == str(data)
+
+
+def test_apply_config_restores_a_folder_dataset_and_the_data_directory():
+    def script():
+        import streamlit as st
+
+        from pages import _keys as K
+        from pages import _ui as ui
+        from tlcore.config import RunConfig
+
+        ui.init_state()
+        ui.apply_config(RunConfig(source="folder:office/amazon:resize=32", target="usps:invert",
+                                  data_dir="/srv/datasets"))
+        st.session_state["roundtrip"] = (ui.spec_from_state("source"), ui.spec_from_state("target"),
+                                         ui.config_from_state().data_dir, ui.dataset_choices()[-1])
+        st.session_state[K.DATA_DIR] = "/elsewhere"
+        ui.apply_config(RunConfig(source="moons", target="moons:rotate=30"))  # built-in data: setting kept
+        st.session_state["kept"] = ui.data_dir_setting()
+
+    at = AppTest.from_function(script)
+    at.run()
+    assert_clean(at)
+    assert at.session_state["roundtrip"] == ("folder:office/amazon:resize=32", "usps:invert", "/srv/datasets",
+                                             "folder:office/amazon")
+    assert at.session_state["kept"] == "/elsewhere"
