@@ -514,7 +514,8 @@ def load_pair(source: str, target: str, seed: int, budget: int, data_dir: str | 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str) -> DomainPair:
-    return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None)
+    # "auto", as a run: a folder too large to hold resident is streamed (images decoded on access)
+    return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None, data_mode="auto")
 
 
 def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -> tuple[GapReport, Cloud]:

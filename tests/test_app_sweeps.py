@@ -154,8 +154,8 @@ def test_every_lesson_shows_its_precomputed_result_with_claims_that_hold(name):
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     assert at.get("plotly_chart")
-    marks = [m.value for m in at.markdown if "holds" in m.value]
-    assert marks and all("✔ holds" in m for m in marks), marks
+    marks = [m.value for m in at.markdown if "✔ holds" in m.value or "✘ does not hold" in m.value]
+    assert len(marks) == len(LESSONS[name].claims) and all("✔ holds" in m for m in marks), marks
 
 
 def test_a_lesson_runs_live_and_checks_its_claim():
@@ -167,7 +167,7 @@ def test_a_lesson_runs_live_and_checks_its_claim():
     at.run()
     assert_clean(at)
     assert "From the run store" in texts(at)
-    assert any("holds" in m.value for m in at.markdown)
+    assert any("✔ holds" in m.value or "✘ does not hold" in m.value for m in at.markdown)
     assert len(RunStore().list_runs(status="done")) == 9  # 3 arms x 3 seeds
 
 

@@ -289,3 +289,41 @@ def test_a_link_sets_up_the_page_and_figures_download_as_svg_and_png(app_url):
         assert content.startswith(b"\x89PNG\r\n\x1a\n"), content[:16]
         _no_traceback(page, "Data after the downloads")
         browser.close()
+
+
+def test_a_lesson_shows_at_once_and_a_sweep_fills_in_live(app_url):
+    """A lesson link shows the shipped result at once, with its claim checked; a tiny budget sweep
+    started from a Negative-transfer link runs in the worker, with one progress bar, and its figure
+    fills in; the sweep's job id goes into the URL."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = app_url
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1600})
+        page.goto(f"{url}/lessons?lesson=negative_transfer_unrelated_source", timeout=120_000)
+        page.get_by_role("heading", name="Lessons", exact=True).wait_for(timeout=120_000)
+        _settle(page)
+        page.get_by_role("heading", name="Negative transfer from an unrelated task").wait_for()
+        page.locator(".st-key-btn-lesson-precomputed button").click()
+        page.locator(".st-key-chart-lesson-comparison .js-plotly-plot").wait_for(timeout=60_000)
+        _settle(page)
+        assert "✔ holds" in page.inner_text("body")
+        _no_traceback(page, "Lessons (precomputed)")
+
+        page.goto(f"{url}/negative?experiment=budget&budget.budgets=1,%203&budget.seeds=1&budget.epochs=2"
+                  "&budget.adaptation=none", timeout=120_000)
+        page.get_by_role("heading", name="Negative transfer", exact=True).wait_for(timeout=120_000)
+        _settle(page)
+        page.get_by_text("No runs of this sweep are stored yet").wait_for()
+        page.locator(".st-key-btn-nt-budget-start button").click()
+        page.locator("[data-testid=stProgress]").first.wait_for(timeout=60_000)
+        page.get_by_text("4 of 4 planned runs stored").first.wait_for(timeout=120_000)
+        page.locator(".st-key-chart-nt-budget-budget .js-plotly-plot").wait_for(timeout=60_000)
+        _settle(page)
+        assert "sweep=sweep-" in page.url, page.url
+        names = page.evaluate("() => document.querySelector('.st-key-chart-nt-budget-budget .js-plotly-plot')"
+                              ".data.map(t => t.name)")
+        assert "finetune" in names and "target_only (no source)" in names, names
+        _no_traceback(page, "Negative transfer (after a sweep)")
+        browser.close()

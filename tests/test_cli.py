@@ -96,3 +96,14 @@ def test_console_script_entry_point():
     proc = subprocess.run([sys.executable, "-m", "tlcore", "datasets", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "digits" in {d["name"] for d in json.loads(proc.stdout)["datasets"]}
+
+
+def test_run_data_mode_is_recorded_and_a_bad_one_is_refused(capsys):
+    code, out, err = run_cli(capsys, "run", "--source", "moons", "--target", "moons:rotate=30", "--json",
+                             "--data-mode", "stream", "--loader-workers", "0", *FAST)
+    assert code == 0, err
+    run = RunStore().get_run(json.loads(out)["run_id"])
+    assert run.config["data_mode"] == "stream" and run.metrics["data_mode"] == "stream"
+    with pytest.raises(SystemExit):
+        main(["run", "--source", "moons", "--target", "moons", "--data-mode", "lazy"])
+    assert "invalid choice: 'lazy'" in capsys.readouterr().err

@@ -111,3 +111,33 @@ def test_lesson_claims_hold_over_three_seeds(name, shared_store):
     for check in lesson.check(result):
         assert check.seeds == LESSON_SEEDS, check
         assert check.holds, (name, check.text, check.differences)
+
+
+@pytest.mark.parametrize("name", list(LESSONS))
+def test_the_shipped_result_is_this_lesson_complete_and_its_claims_hold(name):
+    """tlcore/lesson_results/NAME.json (what the Lessons page shows at once) was computed from
+    the lesson's current sweep, holds every run, and its claims hold on it."""
+    from tlcore.lessons import load_precomputed
+    result = load_precomputed(name)
+    assert result is not None, f"no shipped result for {name}: run tlcore sweep {name} --export ..."
+    assert result.spec.to_dict() == LESSONS[name].sweep.to_dict()
+    assert result.complete and not result.failed and len(result.rows) == len(result.plan)
+    for check in LESSONS[name].check(result):
+        assert check.seeds == LESSON_SEEDS and check.holds, (name, check.text, check.differences)
+
+
+def test_a_stale_shipped_result_is_refused_with_the_command_that_remakes_it(tmp_path, monkeypatch):
+    import json
+
+    from tlcore import lessons
+    from tlcore.errors import TransferLabError
+    name = "adversarial_alignment_moons"
+    doc = json.loads(lessons.precomputed_path(name).read_text())
+    doc["spec"]["seeds"] = [5, 6]  # computed for another version of the lesson
+    (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(lessons, "PRECOMPUTED_DIR", tmp_path)
+    with pytest.raises(TransferLabError, match=f"tlcore sweep {name} --export"):
+        lessons.load_precomputed(name)
+    assert lessons.load_precomputed("too_much_alignment") is None  # not shipped in that directory
+    with pytest.raises(TransferLabError, match="unknown lesson"):
+        lessons.precomputed_path("no_such_lesson")

@@ -23,8 +23,10 @@ from .paths import checkpoint_dir
 from .runs import RunStore, config_key
 from .train import StopFlag, Trainer, resolved_config
 
-# Settings that change how a run is observed or scheduled, not what it computes.
-_NOT_RESULT_FIELDS = ("log_every", "evals_per_epoch", "threads", "device", "data_dir")
+# Settings that change how a run is observed or scheduled, not what it computes. A streamed run
+# trains on the same rows, step by step, as a resident one (tlcore.train.index_plan), so the data
+# mode and the number of loader workers are among them.
+_NOT_RESULT_FIELDS = ("log_every", "evals_per_epoch", "threads", "device", "data_dir", "data_mode", "loader_workers")
 NO_BASELINE = ("target_only", "oracle")
 
 
@@ -33,6 +35,8 @@ def result_key(config: RunConfig) -> str:
     d = resolved_config(config).to_dict()
     for k in _NOT_RESULT_FIELDS:
         d.pop(k, None)
+    if d.get("batch_size_auto", True):  # the default: keys stay those of runs stored before the option existed
+        d.pop("batch_size_auto", None)
     return config_key(d)
 
 
@@ -61,13 +65,20 @@ def _metrics_from(result: ev.ResultEvent) -> dict[str, Any]:
 
 def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
     """How the data reached the model, in words, for the run record: each domain's steps, the
-    pair's harmonisation (channels, size, class order), the label budget and the model's own input
-    handling; and which weights the model started from (pretrained backbones)."""
+    pair's harmonisation (channels, size, class order), the label budget, whether the data was
+    resident or streamed (``data_mode``: the mode actually used), the model's own input handling
+    and, on a GPU, the batch size that fitted (``batch_size_fit``); and which weights the model
+    started from (pretrained backbones)."""
     lines = list(trainer.pair.describe())
+    lines.append(trainer.data_note)
     notes = getattr(trainer.model, "input_notes", None)
     if notes:
         lines.append(f"model: {notes}")
-    record: dict[str, Any] = {"preprocessing": lines}
+    record: dict[str, Any] = {"preprocessing": lines, "data_mode": trainer.data_mode}
+    fit = trainer.batch_size_fit
+    if fit is not None:
+        lines.append(fit.describe())
+        record["batch_size_fit"] = fit.to_dict()
     weights = getattr(trainer.model, "weights_note", None)
     if weights:
         record["model_weights"] = weights

@@ -131,7 +131,8 @@ def _cmd_run(args) -> int:
     config = RunConfig(source=args.source, target=args.target, strategy=args.strategy,
                        params=_parse_params(args.param), target_labels=args.target_labels, epochs=args.epochs,
                        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
-                       threads=args.threads, data_dir=args.data_dir or "", model=args.model)
+                       threads=args.threads, data_dir=args.data_dir or "", model=args.model,
+                       data_mode=args.data_mode, loader_workers=args.loader_workers)
     store = RunStore(args.store) if args.store else RunStore()
     bar = None if args.quiet else ProgressBar()
     from .download import download_progress
@@ -478,6 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0)
     s.add_argument("--data-dir", default="", help="dataset directory (default: $TRANSFER_LAB_DATA or <home>/data)")
     s.add_argument("--model", default=d.model, help="model name (see `tlcore models`); auto = mlp or lenet")
+    s.add_argument("--data-mode", default=d.data_mode, choices=("auto", "resident", "stream"),
+                   help="image data held resident as uint8, or streamed from disk through a DataLoader (auto: "
+                        "stream when above $TRANSFER_LAB_MAX_RESIDENT_MB)")
+    s.add_argument("--loader-workers", type=int, default=d.loader_workers,
+                   help="DataLoader worker processes when streaming")
     s.add_argument("--store", default="", help="run store path (default: the per-user store)")
     s.add_argument("--no-baseline", action="store_true", help="skip the matched target_only baseline (no NTG)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

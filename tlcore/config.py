@@ -111,6 +111,15 @@ class RunConfig:
     log_every: int = spec(10, "steps between step events (one device sync each)", 1, 100000, advanced=True)
     evals_per_epoch: int = spec(1, "evaluations on the test splits per epoch", 1, 100, advanced=True)
     data_dir: str = spec("", "directory with downloaded datasets (empty = default)", advanced=True)
+    data_mode: str = spec("auto", "auto: image folders above the resident limit ($TRANSFER_LAB_MAX_RESIDENT_MB) "
+                                  "stream from disk through a DataLoader, smaller data stays in memory; resident: "
+                                  "always in memory (refuses above the limit); stream: always through the DataLoader",
+                          choices=("auto", "resident", "stream"), advanced=True)
+    loader_workers: int = spec(2, "DataLoader worker processes that decode images when the data streams "
+                                  "(0 = decode in the training process)", 0, 64, advanced=True)
+    batch_size_auto: bool = spec(True, "on a CUDA GPU, lower the batch size to the largest that fits in GPU memory "
+                                       "(found by trying real forward and backward passes); no effect on a CPU",
+                                 advanced=True)
 
     def __post_init__(self) -> None:
         validate_fields(self)

@@ -19,7 +19,10 @@ from .data.domain import as_float
 
 @torch.no_grad()
 def extract_features(model, x: torch.Tensor, batch_size: int = 1024, device: torch.device | str = "cpu") -> np.ndarray:
-    """Penultimate-layer features of ``model`` for inputs ``x`` (eval mode), as float32 numpy."""
+    """Penultimate-layer features of ``model`` for inputs ``x`` (eval mode), as float32 numpy.
+
+    ``x`` is a tensor or a streamed domain's :class:`~tlcore.data.lazy.LazyImages`,
+    which is decoded ``batch_size`` rows at a time."""
     was_training = model.training
     model.eval()
     out = []

@@ -5,6 +5,12 @@ gap on raw inputs or on learned features, example indices per class, the
 features and predictions of a trained model on both test sets, a decision grid
 for 2-D inputs, and the ``source_only`` reference run that an adapted run is
 compared with. Nothing here trains, plots or prints; every draw is seeded.
+
+Streamed domains (inputs that are :class:`~tlcore.data.lazy.LazyImages`,
+decoded from files when read) work everywhere here: raw-input gaps and clouds
+decode only the seeded subset of at most ``max_points`` rows they use, and a
+trained run's features come from one ordered pass over each test split through
+the run's DataLoader.
 """
 from __future__ import annotations
 
@@ -92,8 +98,17 @@ def domain_gap(source, target, seed: int = 0, max_points: int = 500, num_permuta
 
 
 def input_gap(pair: DomainPair, seed: int = 0, max_points: int = 500, num_permutations: int = 200) -> GapReport:
-    """The gap between the raw source and target training inputs, before any training."""
-    return domain_gap(pair.source.x_train, pair.target.x_train, seed=seed, max_points=max_points,
+    """The gap between the raw source and target training inputs, before any training.
+
+    The seeded subsample of at most ``max_points`` rows per domain is drawn
+    here, exactly as :func:`domain_gap` would draw it, so that a streamed domain
+    decodes only those rows.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    xs, xt = pair.source.x_train, pair.target.x_train
+    keep_source = _subsample(len(xs), max_points, generator)
+    keep_target = _subsample(len(xt), max_points, generator)
+    return domain_gap(xs[keep_source], xt[keep_target], seed=seed, max_points=max_points,
                       num_permutations=num_permutations)
 
 
@@ -238,8 +253,11 @@ def inspect_trainer(trainer, artifacts: dict | None = None, seed: int = 0, max_p
     """
     pair = trainer.pair
     source, target = trainer.ctx.data["source_test"], trainer.ctx.data["target_test"]
-    fs, ps = (t.cpu() for t in trainer.predict(source.x))
-    ft, pt = (t.cpu() for t in trainer.predict(target.x))
+    try:
+        fs, ps = (t.cpu() for t in trainer.predict_split("source_test"))
+        ft, pt = (t.cpu() for t in trainer.predict_split("target_test"))
+    finally:
+        trainer.release_workers()
     ys, yt = source.y.cpu(), target.y.cpu()
     generator = torch.Generator().manual_seed(seed)
     ks = _subsample(len(ys), max_points, generator)

@@ -9,6 +9,23 @@ Speed habits (airbench-style): the datasets live on the device and are batched
 by indexing; loss terms are summed on the device and read back once every
 ``log_every`` steps (one sync per interval); NaN detection records the first
 bad step on the device without a per-step sync.
+
+Resident or streamed data
+-------------------------
+The loop draws its batches from a *batch source*, of which there are two:
+:class:`ResidentBatches` indexes tensors that live on the device (the default
+for data that fits), and :class:`LoaderBatches` reads the same rows through a
+``torch.utils.data.DataLoader`` whose worker processes decode them (image
+folders too large to hold, ``RunConfig.data_mode``; see
+:mod:`tlcore.data.limits`). Both take their row indices from one
+:func:`index_plan`, with the same generator draws in the same order, so a
+streamed run trains on exactly the batches a resident run trains on, and the
+same seed gives the same history whichever source (and however many workers)
+feeds the loop. Evaluation iterates a source's test splits in order.
+
+On a CUDA GPU with ``batch_size_auto``, the batch size is first lowered to the
+largest that fits in memory (:func:`tlcore.device.find_batch_size`, by real
+forward and backward passes of the model); the resolved config records it.
 """
 from __future__ import annotations
 
@@ -20,18 +37,23 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
 import torch
+import torch.nn.functional as F
+import torch.utils.data
 from torch import nn
 
 from . import events as ev
 from .config import RunConfig, from_mapping
 from .data.domain import DomainPair, as_float
-from .device import auto_threads, describe_device, select_device
+from .data.lazy import is_lazy, take_rows
+from .device import BatchSizeFit, auto_threads, choose_batch_size, describe_device, select_device
 from .errors import ConfigError, NonFiniteLossError, UnknownNameError
 from .models import SplitModel, build_model
 from .strategies import STRATEGIES
 from .strategies.base import Phase, Stream, Strategy
 
 EVAL_MMD_POINTS = 128
+EVAL_BATCH_SIZE = 1024         # rows per forward pass when evaluating resident data
+STREAM_EVAL_BATCH_SIZE = 256   # rows per DataLoader item when evaluating streamed data (one worker decodes them)
 _init_lock = threading.Lock()  # model init draws from torch's global RNG
 
 
@@ -41,9 +63,15 @@ class StopFlag(Protocol):
 
 @dataclass
 class StreamData:
-    """A resident stream: inputs (float32 or uint8) and labels on the device."""
+    """One stream's inputs and labels.
 
-    x: torch.Tensor
+    Resident runs hold ``x`` (float32 or uint8) on the device. Streamed runs hold
+    it where the :class:`LoaderBatches` workers read it: a CPU tensor or
+    :class:`~tlcore.data.lazy.LazyImages` (decoded when read; indexing it gives
+    decoded rows). ``y`` is on the device either way.
+    """
+
+    x: Any
     y: torch.Tensor
 
     def __len__(self) -> int:
@@ -66,6 +94,138 @@ class _Sampler:
         return idx
 
 
+def index_plan(sizes: dict[str, int], streams: tuple[str, ...], steps: int, batch_size: int,
+               generator: torch.Generator, device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    """The rows each step of a phase draws from each of its ``streams``.
+
+    Each stream is sampled epoch by epoch (a fresh seeded permutation when the
+    current one runs out, consumed in slices of ``batch_size``); every
+    permutation comes from the one ``generator``, in step order, streams in the
+    phase's order. Both batch sources use this plan, which is what makes a
+    streamed run draw the batches of a resident run. Indices are int64 on ``device``.
+    """
+    samplers = {n: _Sampler(sizes[n], batch_size, generator, device) for n in streams}
+    for _ in range(steps):
+        yield {n: sampler.next() for n, sampler in samplers.items()}
+
+
+class ResidentBatches:
+    """Batches by indexing tensors that live on the device (airbench-style: no DataLoader)."""
+
+    mode = "resident"
+
+    def __init__(self, data: dict[str, StreamData], device: torch.device):
+        self.data, self.device = data, device
+
+    def steps(self, streams: tuple[str, ...], count: int, batch_size: int,
+              generator: torch.Generator) -> Iterator[dict[str, Stream]]:
+        """``count`` training batches of ``streams`` (see :func:`index_plan`)."""
+        sizes = {n: len(self.data[n]) for n in streams}
+        for rows in index_plan(sizes, streams, count, batch_size, generator, self.device):
+            yield {n: Stream(as_float(self.data[n].x[idx]), self.data[n].y[idx], idx) for n, idx in rows.items()}
+
+    def inputs(self, name: str) -> Iterator[torch.Tensor]:
+        """Every input of stream ``name`` in row order, as float chunks on the device."""
+        x = self.data[name].x
+        for start in range(0, len(x), EVAL_BATCH_SIZE):
+            yield as_float(x[start:start + EVAL_BATCH_SIZE])
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _StreamDataset(torch.utils.data.Dataset):
+    """What the DataLoader workers read. An item is a whole training step,
+    ``("step", ((stream, rows), ...))`` -> ``{stream: (x, y, rows)}``, or an
+    evaluation chunk, ``("eval", stream, start, stop)`` -> ``x``; inputs come
+    back as stored (uint8 images stay uint8: a quarter of the bytes to copy)."""
+
+    def __init__(self, streams: dict[str, tuple[Any, torch.Tensor]]):
+        self.streams = streams
+
+    def _inputs(self, name: str, rows: torch.Tensor) -> torch.Tensor:
+        x = self.streams[name][0]
+        return x.read(rows) if is_lazy(x) else x[rows]
+
+    def __getitem__(self, key):
+        if key[0] == "step":
+            return {name: (self._inputs(name, rows), self.streams[name][1][rows], rows) for name, rows in key[1]}
+        _, name, start, stop = key
+        return self._inputs(name, torch.arange(start, stop))
+
+
+class _Keys(torch.utils.data.Sampler):
+    """The keys a DataLoader fetches next: the iterator the batch source last set.
+    The DataLoader iterates it in the training process, a few steps ahead of the loop.
+    ``iter()`` hands out that same iterator (a multi-process loader calls it twice per
+    pass), so every key is fetched once."""
+
+    def __init__(self):
+        self.keys: Iterator = iter(())
+
+    def __iter__(self):
+        return self.keys
+
+
+def _as_is(item):
+    return item
+
+
+class LoaderBatches:
+    """Batches read through ``torch.utils.data.DataLoader`` worker processes (streamed data).
+
+    One loader feeds training (an item is one step's rows of every stream of the
+    phase, so one worker decodes one step) and one feeds evaluation (an item is
+    a chunk of a test split, in order). Both are seeded (their generators fix
+    the workers' seeds without touching torch's global generator), keep their
+    workers between phases and evaluations (``persistent_workers``) and pin
+    their batches on CUDA so that the copy to the device overlaps the step.
+    ``workers=0`` reads in the training process.
+    """
+
+    mode = "stream"
+
+    def __init__(self, data: dict[str, StreamData], device: torch.device, workers: int, seed: int):
+        self.data, self.device, self.workers, self.seed = data, device, workers, seed
+        self.dataset = _StreamDataset({n: (d.x if is_lazy(d.x) else d.x.cpu(), d.y.cpu()) for n, d in data.items()})
+        self._open()
+
+    def _open(self) -> None:
+        common = dict(batch_size=None, num_workers=self.workers, collate_fn=_as_is,
+                      pin_memory=self.device.type == "cuda", persistent_workers=self.workers > 0)
+        self._train_keys, self._eval_keys = _Keys(), _Keys()
+        self.train_loader = torch.utils.data.DataLoader(
+            self.dataset, sampler=self._train_keys, generator=torch.Generator().manual_seed(self.seed), **common)
+        self.eval_loader = torch.utils.data.DataLoader(
+            self.dataset, sampler=self._eval_keys, generator=torch.Generator().manual_seed(self.seed + 1), **common)
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True)
+
+    def steps(self, streams: tuple[str, ...], count: int, batch_size: int,
+              generator: torch.Generator) -> Iterator[dict[str, Stream]]:
+        """``count`` training batches of ``streams``: the rows of :func:`index_plan`, read by the workers."""
+        sizes = {n: len(self.data[n]) for n in streams}
+        plan = index_plan(sizes, streams, count, batch_size, generator, torch.device("cpu"))
+        self._train_keys.keys = (("step", tuple(rows.items())) for rows in plan)
+        for item in self.train_loader:
+            yield {n: Stream(as_float(self._to_device(x)), self._to_device(y), self._to_device(idx))
+                   for n, (x, y, idx) in item.items()}
+
+    def inputs(self, name: str) -> Iterator[torch.Tensor]:
+        """Every input of stream ``name`` in row order, as float chunks on the device."""
+        n = len(self.data[name])
+        self._eval_keys.keys = iter([("eval", name, start, min(start + STREAM_EVAL_BATCH_SIZE, n))
+                                     for start in range(0, n, STREAM_EVAL_BATCH_SIZE)])
+        for x in self.eval_loader:
+            yield as_float(self._to_device(x))
+
+    def close(self) -> None:
+        """End the worker processes now (fresh loaders start new ones if used again): dropping
+        the loaders frees their iterators, whose finalisers shut the workers down."""
+        self._open()
+
+
 @dataclass
 class Context:
     """What a strategy can see: the pair, the model, resident data and the schedule."""
@@ -80,11 +240,23 @@ class Context:
     step: int = 0
     total_steps: int = 1
     steps_per_epoch: int = 1
+    batches: Any = None
 
     @property
     def progress(self) -> float:
         """Fraction of the run's steps done, in [0, 1] (drives ramps such as DANN's)."""
         return min(1.0, self.step / max(1, self.total_steps))
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the data streams through DataLoader workers (``data[n].x`` is then not on the device)."""
+        return getattr(self.batches, "mode", "resident") == "stream"
+
+    def inputs(self, name: str) -> Iterator[torch.Tensor]:
+        """Every input of stream ``name`` (e.g. ``"source"``) in row order, as float chunks on the
+        device, whether the data is resident or streamed: for once-per-run work such as
+        :meth:`~tlcore.strategies.base.Strategy.prepare` that needs all of a stream."""
+        return self.batches.inputs(name)
 
 
 def resolve_params(strategy: str, params: dict | None) -> Any:
@@ -121,7 +293,8 @@ class Trainer:
         self.device = select_device(config.device)
         self.pair = pair if pair is not None else make_pair(
             config.source, config.target, seed=config.seed, target_labels=config.target_labels,
-            data_dir=config.data_dir or None)
+            data_dir=config.data_dir or None, data_mode=config.data_mode)
+        self.data_mode, self.data_note = self._choose_data_mode()
         with _init_lock, torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.model = build_model(config.model, self.pair.kind, self.pair.input_shape,
@@ -130,18 +303,104 @@ class Trainer:
                 # torchvision backbones: NHWC convolutions run faster under AMP on tensor cores;
                 # their input adapter makes each batch channels_last too.
                 self.model = self.model.to(memory_format=torch.channels_last)
+            data = self._resident_data() if self.data_mode == "resident" else self._streamed_data()
             self.ctx = Context(config=self.config, params=self.params, pair=self.pair, model=self.model,
-                               device=self.device, data=self._resident_data())
+                               device=self.device, data=data)
             self.ctx.modules = self.strategy.extra_modules(self.ctx).to(self.device)
-        n_max = max(len(self.pair.source.y_train), len(self.pair.target.y_train))
-        self.ctx.steps_per_epoch = math.ceil(n_max / config.batch_size)
-        self.ctx.total_steps = config.epochs * self.ctx.steps_per_epoch
         self.phases: list[Phase] = self.strategy.phases(self.ctx)
         if abs(sum(p.share for p in self.phases) - 1.0) > 1e-6:
             raise ValueError(f"{cls.name}: phase shares must sum to 1")
+        self.batch_size_fit: BatchSizeFit | None = None
+        if self.device.type == "cuda" and config.batch_size_auto and self.pair.kind == "image":
+            self.batch_size_fit = self._fit_batch_size()
+            self.config = self.config.replace(batch_size=self.batch_size_fit.chosen)
+            self.ctx.config = self.config
+        n_max = max(len(self.pair.source.y_train), len(self.pair.target.y_train))
+        self.ctx.steps_per_epoch = math.ceil(n_max / self.config.batch_size)
+        self.ctx.total_steps = config.epochs * self.ctx.steps_per_epoch
+        self.batches = ResidentBatches(data, self.device) if self.data_mode == "resident" else \
+            LoaderBatches(data, self.device, config.loader_workers, config.seed)
+        self.ctx.batches = self.batches
         self.threads = config.threads or auto_threads(self.device)
 
     # --- data ---------------------------------------------------------------------
+    def _choose_data_mode(self) -> tuple[str, str]:
+        """``"resident"`` or ``"stream"`` for this run, and a sentence saying why (for the run record)."""
+        cfg = self.config
+        lazy = [role for role in ("source", "target") if is_lazy(getattr(self.pair, role).x_train)]
+        if lazy and cfg.data_mode == "resident":
+            raise ConfigError(f"data_mode='resident', but the {' and '.join(lazy)} domain streams from disk; "
+                              "build the pair with make_pair(..., data_mode='resident') or use data_mode='auto'")
+        if not lazy and cfg.data_mode != "stream":
+            return "resident", (f"data: held in memory on {self.device.type} and batched by indexing "
+                                f"(data_mode={cfg.data_mode}: both domains fit under the resident limit)"
+                                if cfg.data_mode == "auto" else
+                                f"data: held in memory on {self.device.type} and batched by indexing (data_mode=resident)")
+        workers = (f"{cfg.loader_workers} DataLoader worker process(es)" if cfg.loader_workers
+                   else "a DataLoader in the training process (loader_workers=0)")
+        why = "data_mode=stream" if cfg.data_mode == "stream" else \
+            f"data_mode=auto: the {' and '.join(lazy)} images exceed the resident limit"
+        pinned = ", pinned for the copy to the GPU" if self.device.type == "cuda" else ""
+        return "stream", (f"data: streamed ({why}); batches decoded by {workers}{pinned}; "
+                          "the same rows per step as resident data")
+
+    def _streamed_data(self) -> dict[str, StreamData]:
+        """Streams for :class:`LoaderBatches`: inputs stay where they are (files or CPU), labels on the device."""
+        p, dev = self.pair, self.device
+        s, t = p.source, p.target
+        lab = p.target_labelled
+        return {
+            "source": StreamData(s.x_train, s.y_train.to(dev)),
+            "target": StreamData(t.x_train, t.y_train.to(dev)),
+            "target_labelled": StreamData(take_rows(t.x_train, lab), t.y_train[lab].to(dev)),
+            "target_all": StreamData(t.x_train, t.y_train.to(dev)),
+            "source_test": StreamData(s.x_test, s.y_test.to(dev)),
+            "target_test": StreamData(t.x_test, t.y_test.to(dev)),
+        }
+
+    def _fit_batch_size(self) -> BatchSizeFit:
+        """The largest batch size up to the configured one whose training step fits in GPU memory.
+
+        Each trial is a forward and backward pass of the real model (with AMP as
+        configured, channels_last as trained) on random images, as many per step
+        as the widest phase feeds it (e.g. source and target together), with room
+        held for Adam's two moment buffers per parameter. Batch-norm statistics,
+        gradients and the random generators are left as they were.
+        """
+        dev, model = self.device, self.model
+        width = max(len(p.streams) for p in self.phases)
+        shape, classes = self.pair.input_shape, len(self.pair.class_names)
+        trainable = [p for p in list(model.parameters()) + list(self.ctx.modules.parameters()) if p.requires_grad]
+        saved_buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+        reserve = [torch.empty_like(p) for p in trainable for _ in range(2)]  # Adam's exp_avg and exp_avg_sq
+        generator = torch.Generator(device=dev).manual_seed(0)
+        was_training = model.training
+        model.train()
+
+        def try_step(size: int) -> None:
+            try:
+                rows = width * size
+                x = torch.randint(0, 256, (rows, *shape), dtype=torch.uint8, device=dev, generator=generator)
+                y = torch.randint(0, classes, (rows,), device=dev, generator=generator)
+                with torch.random.fork_rng(devices=[dev]), self._autocast():
+                    _, logits = model.forward_with_features(as_float(x))
+                    loss = F.cross_entropy(logits.float(), y)
+                loss.backward()
+                torch.cuda.synchronize(dev)
+            finally:
+                for p in trainable:
+                    p.grad = None
+
+        try:
+            return choose_batch_size(dev, try_step, self.config.batch_size)
+        finally:
+            del reserve
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    b.copy_(saved_buffers[name])
+            model.train(was_training)
+            torch.cuda.empty_cache()
+
     def _resident_data(self) -> dict[str, StreamData]:
         p, dev = self.pair, self.device
         s, t = p.source, p.target
@@ -160,24 +419,38 @@ class Trainer:
 
     # --- evaluation -----------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and predicted labels for resident inputs ``x`` (eval mode)."""
+    def _predict_chunks(self, chunks: Iterator[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         was_training = self.model.training
         self.model.eval()
         feats, preds = [], []
         with self._autocast():
-            for i in range(0, len(x), batch_size):
-                f, logits = self.model.forward_with_features(as_float(x[i:i + batch_size]))
+            for x in chunks:
+                f, logits = self.model.forward_with_features(x)
                 feats.append(f.float())
                 preds.append(logits.argmax(1))
         self.model.train(was_training)
         return torch.cat(feats), torch.cat(preds)
 
+    def predict(self, x, batch_size: int = EVAL_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and predicted labels for inputs ``x`` (eval mode): a tensor, or
+        :class:`~tlcore.data.lazy.LazyImages` decoded chunk by chunk in this process."""
+        chunks = (as_float(x[i:i + batch_size]).to(self.device) for i in range(0, len(x), batch_size))
+        return self._predict_chunks(chunks)
+
+    def predict_split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and predicted labels for every row of stream ``name`` (e.g. ``"target_test"``),
+        in order, read through the run's batch source (DataLoader workers when streamed)."""
+        return self._predict_chunks(self.batches.inputs(name))
+
+    def release_workers(self) -> None:
+        """End any DataLoader worker processes now (runs do this when they end; they restart if needed)."""
+        self.batches.close()
+
     def evaluate(self) -> tuple[float, float, dict[str, float], torch.Tensor]:
         """Source and target test accuracy, extras, and the target predictions."""
         src, tgt = self.ctx.data["source_test"], self.ctx.data["target_test"]
-        fs, ps = self.predict(src.x)
-        ft, pt = self.predict(tgt.x)
+        fs, ps = self.predict_split("source_test")
+        ft, pt = self.predict_split("target_test")
         accs = torch.stack([(ps == src.y).float().mean(), (pt == tgt.y).float().mean()]).tolist()
         extras = {"feature_mmd2": _eval_feature_mmd2(fs, ft)}
         extras.update(self.strategy.eval_extras(self.ctx, fs, ft))
@@ -198,6 +471,7 @@ class Trainer:
             yield from self._run(stop)
         finally:
             torch.set_num_threads(previous_threads)
+            self.release_workers()
 
     def _run(self, stop: StopFlag | None) -> Iterator[ev.Event]:
         cfg, ctx, dev = self.config, self.ctx, self.device
@@ -221,10 +495,10 @@ class Trainer:
             params = [p for p in list(self.model.parameters()) + list(ctx.modules.parameters()) if p.requires_grad]
             base_lr = cfg.lr * phase.lr_scale
             opt = torch.optim.Adam(params, lr=base_lr, weight_decay=cfg.weight_decay)
-            samplers = {n: _Sampler(len(ctx.data[n]), cfg.batch_size, gen, dev) for n in phase.streams}
-            for n, s in samplers.items():
-                if s.n == 0:
+            for n in phase.streams:
+                if len(ctx.data[n]) == 0:
                     raise ConfigError(f"strategy {self.strategy.name!r} needs the {n!r} stream, which is empty")
+            batches = self.batches.steps(phase.streams, phase_steps, cfg.batch_size, gen)
             self.model.train()
             ctx.modules.train()
             log = _LossLog(cfg.log_every, dev)
@@ -234,12 +508,8 @@ class Trainer:
                     stopped = True
                     break
                 ctx.step = step
-                batch = {}
-                for n, sampler in samplers.items():
-                    idx = sampler.next()
-                    d = ctx.data[n]
-                    batch[n] = Stream(as_float(d.x[idx]), d.y[idx], idx)
-                    examples += len(idx)
+                batch = next(batches)
+                examples += sum(len(b.y) for b in batch.values())
                 if cfg.lr_schedule == "anneal":
                     for group in opt.param_groups:
                         group["lr"] = base_lr * annealed_lr_factor(ctx.progress)
@@ -265,6 +535,7 @@ class Trainer:
                     yield ev.EvalEvent(step=step, total_steps=ctx.total_steps, phase=phase.name,
                                        source_accuracy=s_acc, target_accuracy=t_acc, extras=extras,
                                        elapsed_s=time.perf_counter() - t0)
+            batches.close()
             if log.rows:  # a phase that ended (or stopped) between two log points
                 yield self._step_event(log, step, phase, weights, terms, t0, last_log_t, examples)
             if stopped:

@@ -5,6 +5,7 @@
 :class:`DomainPair` ready for training. See docs/architecture.md, "Data contract".
 """
 from .domain import Domain, DomainPair, Kind, as_float
+from .lazy import LazyImages, is_lazy
 from .registry import (
     DATASETS,
     DatasetInfo,
@@ -25,6 +26,7 @@ __all__ = [
     "Domain",
     "DomainPair",
     "Kind",
+    "LazyImages",
     "ShiftDef",
     "apply_shifts",
     "as_float",
@@ -33,6 +35,7 @@ __all__ = [
     "describe_datasets",
     "describe_shifts",
     "format_value",
+    "is_lazy",
     "load_domain",
     "make_pair",
     "parse_spec",

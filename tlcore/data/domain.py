@@ -6,7 +6,11 @@ human-readable account of how it was made. Two kinds exist:
 * ``"vector"``: ``x`` is float32 of shape ``(N, D)`` (the 2-D toy domains);
 * ``"image"``: ``x`` is float32 in ``[0, 1]`` or uint8 in ``[0, 255]`` of shape
   ``(N, C, H, W)``. uint8 keeps large datasets small on the device; the
-  training loop converts a batch with :func:`as_float` after indexing.
+  training loop converts a batch with :func:`as_float` after indexing. A
+  *streamed* image domain (too large to hold; see :mod:`tlcore.data.limits`)
+  holds :class:`~tlcore.data.lazy.LazyImages` instead, which reads like a
+  uint8 tensor (``len``, ``shape``, indexing gives decoded rows) but decodes
+  its files only when rows are read.
 
 Labels are int64 indices into ``class_names``. Shifts return new domains and
 never modify tensors in place.

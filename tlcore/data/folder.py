@@ -26,8 +26,22 @@ starts with ``resize=S``), and kept as uint8. A file that cannot be decoded is
 skipped and counted in the domain's description; loading never stops for one.
 A fixed stratified 70/30 split (the same in every run) gives the train and test
 sets; a leading ``limit=N`` keeps at most N images per class of each split
-before anything is decoded. Before decoding, the resident size is checked
-against :mod:`tlcore.data.limits` (streaming from disk is not implemented).
+before anything is decoded.
+
+Resident or streamed
+--------------------
+Before decoding, the resident size (train and test, uint8) is compared with
+the limit of :mod:`tlcore.data.limits`, and ``data_mode`` decides:
+``"resident"`` decodes everything into one tensor per split, or refuses above
+the limit; ``"stream"`` never decodes up front: ``x_train`` and ``x_test`` are
+:class:`~tlcore.data.lazy.LazyImages` over the files, decoded (the same way,
+by :func:`decode_image`) when a batch is read; ``"auto"`` streams exactly when
+the resident size is above the limit. A streamed folder cannot know which
+files fail to decode without decoding them, so it checks each file when it is
+listed: PIL must identify it and, for PNG and other formats with checksums,
+``Image.verify`` must pass; the files that fail are skipped and counted as a
+resident folder's are. A file that passes that check but fails when its pixels
+are read (a truncated JPEG) stops the run with its path.
 """
 from __future__ import annotations
 
@@ -44,7 +58,9 @@ import torch
 from ..errors import DatasetUnavailableError, SpecError
 from .builtin import stratified_split
 from .domain import Domain
-from .limits import check_resident_size
+from .lazy import LazyImages
+from .limits import STREAM_ADVICE, check_data_mode, check_resident_size, exceeds_limit, format_bytes, image_bytes, \
+    max_resident_bytes
 from .shifts import derive_generator, format_value
 
 # torchvision.datasets.folder.IMG_EXTENSIONS
@@ -303,13 +319,36 @@ def _whole(name: str, value: float | None) -> int | None:
     return int(value)
 
 
+def readable_header(path: Path) -> bool:
+    """Whether PIL identifies ``path`` as an image and its checksums (PNG) pass, without decoding pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # noqa: BLE001 - any unreadable file is skipped and counted, never fatal
+        return False
+
+
+def _check_headers(files: list[Path]) -> list[int]:
+    """Indices of ``files`` that :func:`readable_header` rejects (checked in threads)."""
+    workers = max(1, min(DECODE_THREADS, os.cpu_count() or 1, len(files)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [i for i, ok in enumerate(pool.map(readable_header, files)) if not ok]
+
+
 def load_folder(seed: int, part: int | None = None, data_dir: str | os.PathLike | None = None,
-                argument: str | None = None, resize: float | None = None, limit: float | None = None) -> Domain:
+                argument: str | None = None, resize: float | None = None, limit: float | None = None,
+                data_mode: str = "resident") -> Domain:
     """Load one image-folder domain (registry loader of ``folder:PATH``; see the module docstring).
 
     ``resize`` and ``limit`` are the values of a leading ``resize=`` /
-    ``limit=`` in the spec, applied while reading.
+    ``limit=`` in the spec, applied while reading. ``data_mode`` (``"resident"``,
+    ``"auto"`` or ``"stream"``) says whether the images are decoded into memory
+    now or streamed from disk when read.
     """
+    check_data_mode(data_mode)
     if part not in (None, 0, 1):
         raise SpecError(f"part must be None, 0 or 1, got {part!r}")
     size = _whole("resize", resize) or FOLDER_DEFAULT_SIZE
@@ -335,20 +374,35 @@ def load_folder(seed: int, part: int | None = None, data_dir: str | os.PathLike 
         test_index = _limit(test_index, labels, per_class, generator)
         steps.append(f"limited to at most {per_class} images per class in each split before decoding (seeded): "
                      f"train {len(train_index)}/{before[0]}, test {len(test_index)}/{before[1]} kept")
-    check_resident_size(f"folder:{argument}", len(train_index) + len(test_index), (3, size, size),
-                        advice=f"start the spec with them, e.g. folder:{argument}:resize=112 or "
-                               f"folder:{argument}:limit=100; ")
+    count = len(train_index) + len(test_index)
+    stream = data_mode == "stream" or (data_mode == "auto" and exceeds_limit(count, (3, size, size)))
+    if not stream:
+        check_resident_size(f"folder:{argument}", count, (3, size, size),
+                            advice=f"start the spec with them, e.g. folder:{argument}:resize=112 or "
+                                   f"folder:{argument}:limit=100; ", stream_advice=STREAM_ADVICE)
 
     decoded, failures = {}, []
     for split, index in (("train", train_index), ("test", test_index)):
         files = [layout.files[i] for i in index.tolist()]
-        images, failed = _decode_cached(files, size)
-        keep = torch.ones(len(index), dtype=torch.bool)
-        keep[failed] = False
+        if stream:
+            failed = _check_headers(files)
+            keep = torch.ones(len(index), dtype=torch.bool)
+            keep[failed] = False
+            images = LazyImages.from_files([f for f, k in zip(files, keep.tolist()) if k], size)
+        else:
+            images, failed = _decode_cached(files, size)
+            keep = torch.ones(len(index), dtype=torch.bool)
+            keep[failed] = False
         decoded[split] = (images, labels[index][keep])
         failures += [files[i] for i in failed]
     steps.append(f"each image converted to RGB, resized so its shorter side is {size} px (bilinear) and centre-cropped "
                  f"to {size}×{size}; uint8 (0–255, scaled to [0, 1] per batch)")
+    if stream:
+        needed = format_bytes(image_bytes(count, (3, size, size)))
+        why = ("data_mode=stream" if data_mode == "stream" else
+               f"data_mode=auto: {needed} as uint8 is above the resident limit of {format_bytes(max_resident_bytes())}")
+        steps.append(f"streamed from disk ({why}): images are decoded when a batch is read, by the training's "
+                     "DataLoader worker processes, never held in memory all at once")
     if failures:
         listed = ", ".join(str(path.relative_to(layout.root)) for path in failures[:LISTED_SKIPS])
         more = f" and {len(failures) - LISTED_SKIPS} more" if len(failures) > LISTED_SKIPS else ""

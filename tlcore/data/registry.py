@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -18,7 +19,8 @@ import torch.nn.functional as F
 from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError
 from . import builtin, folder, torchvision_data
 from .domain import Domain, DomainPair, as_float
-from .limits import check_resident_size
+from .lazy import LazyImages, is_lazy
+from .limits import check_data_mode, check_resident_size, exceeds_limit
 from .shifts import SHIFTS, apply_shifts, derive_generator
 from .spec import DatasetSpec, parse_spec
 
@@ -41,6 +43,9 @@ class DatasetInfo:
         applies itself while reading files when they come first in the spec,
         passed as keyword arguments; the result is the same as applying the
         shift afterwards, but without decoding everything at full size first.
+    streams: whether the loader takes ``data_mode`` and can return a streamed
+        domain (:class:`~tlcore.data.lazy.LazyImages` inputs) instead of a
+        resident one; the others always load resident tensors.
     """
 
     name: str
@@ -50,15 +55,18 @@ class DatasetInfo:
     loader: Callable[..., Domain] = field(repr=False)
     takes_argument: bool = False
     load_options: frozenset[str] = frozenset()
+    streams: bool = False
 
     def load(self, seed: int, part: int | None = None, data_dir: str | os.PathLike | None = None,
-             argument: str | None = None, **load_options: float) -> Domain:
+             argument: str | None = None, data_mode: str = "resident", **load_options: float) -> Domain:
         """Call the loader with the options this dataset understands."""
         options: dict = dict(load_options)
         if not self.builtin:
             options["data_dir"] = data_dir
         if self.takes_argument:
             options["argument"] = argument
+        if self.streams:
+            options["data_mode"] = data_mode
         return self.loader(seed, part, **options)
 
     def split_load_options(self, shifts: tuple) -> tuple[dict[str, float], tuple]:
@@ -95,6 +103,7 @@ DATASETS: dict[str, DatasetInfo] = {
         "folder", "image", "your images, folder:PATH with PATH/<class>/<image> (one domain of Office-31, "
         "Office-Home, PACS: folder:ROOT/<domain>); RGB 224×224 unless the spec starts with resize=PX",
         builtin=False, loader=folder.load_folder, takes_argument=True, load_options=frozenset({"resize", "limit"}),
+        streams=True,
     ),
 }
 
@@ -105,7 +114,7 @@ def _as_spec(spec: str | DatasetSpec) -> DatasetSpec:
 
 
 def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathLike | None = None,
-                part: int | None = None) -> Domain:
+                part: int | None = None, data_mode: str = "resident") -> Domain:
     """Load the domain that ``spec`` names.
 
     Parameters
@@ -114,15 +123,20 @@ def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathL
     seed: seeds the base sample (synthetic datasets, training halves) and the shifts.
     data_dir: where downloadable datasets live (unused by built-in ones).
     part: ``None`` for the whole training set, 0 or 1 for one of two disjoint halves.
+    data_mode: ``"resident"`` (refuse data above the resident limit), ``"auto"``
+        (stream it from disk instead) or ``"stream"`` (always stream datasets that
+        can: ``folder:``); see :mod:`tlcore.data.limits`. Shifts that need the
+        whole split in memory refuse a streamed domain with a message naming the fix.
 
     Returns a new :class:`Domain` whose ``name`` is the canonical spec string.
     Raises :class:`~tlcore.errors.UnknownNameError` or
     :class:`~tlcore.errors.SpecError` for a bad spec.
     """
+    check_data_mode(data_mode)
     parsed = _as_spec(spec)
     info = DATASETS[parsed.dataset]
     early, shifts = info.split_load_options(parsed.shifts)
-    base = info.load(seed, part, data_dir=data_dir, argument=parsed.argument, **early)
+    base = info.load(seed, part, data_dir=data_dir, argument=parsed.argument, data_mode=data_mode, **early)
     return apply_shifts(base, shifts, seed).with_steps(name=str(parsed))
 
 
@@ -154,8 +168,18 @@ def _align_classes(source: Domain, target: Domain) -> tuple[Domain, list[str]]:
     return aligned, [f"target labels remapped to the source's class order ({', '.join(source.class_names)})"]
 
 
-def _with_images(domain: Domain, transform: Callable[[torch.Tensor], torch.Tensor]) -> Domain:
+def _with_images(domain: Domain, transform: Callable[[torch.Tensor], torch.Tensor], lazily: bool = False) -> Domain:
+    """``transform`` applied to both splits: now, or when rows are read (streamed inputs, or ``lazily``)."""
+    if lazily or is_lazy(domain.x_train):
+        lazy = {split: getattr(domain, f"x_{split}") for split in ("train", "test")}
+        lazy = {split: x if is_lazy(x) else LazyImages.from_tensor(x) for split, x in lazy.items()}
+        return domain.with_steps(x_train=lazy["train"].map(transform), x_test=lazy["test"].map(transform))
     return domain.with_steps(x_train=transform(domain.x_train), x_test=transform(domain.x_test))
+
+
+def _repeat_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Grayscale (N, 1, H, W) repeated to 3 channels (module level: streamed domains pickle it)."""
+    return x.repeat(1, 3, 1, 1)
 
 
 def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -166,8 +190,12 @@ def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return result.to(x.dtype)
 
 
-def _harmonise_images(source: Domain, target: Domain) -> tuple[Domain, Domain, list[str]]:
-    """Bring both image domains to the same channels and size, saying what was done."""
+def _harmonise_images(source: Domain, target: Domain, data_mode: str = "resident") -> tuple[Domain, Domain, list[str]]:
+    """Bring both image domains to the same channels and size, saying what was done.
+
+    Streamed domains are harmonised per image when read. A resident domain whose
+    resized images would exceed the resident limit is refused in ``"resident"``
+    mode and resized per image when read otherwise."""
     steps = []
     domains = {"source": source, "target": target}
     channels = {role: d.input_shape[0] for role, d in domains.items()}
@@ -178,7 +206,7 @@ def _harmonise_images(source: Domain, target: Domain) -> tuple[Domain, Domain, l
                 "only grayscale (1) and RGB (3) can be harmonised"
             )
         gray, rgb = ("source", "target") if channels["source"] == 1 else ("target", "source")
-        domains[gray] = _with_images(domains[gray], lambda x: x.repeat(1, 3, 1, 1))
+        domains[gray] = _with_images(domains[gray], _repeat_rgb)
         steps.append(f"{gray} grayscale images repeated to 3 channels to match the RGB {rgb}")
 
     sizes = {role: tuple(d.input_shape[1:]) for role, d in domains.items()}
@@ -187,15 +215,20 @@ def _harmonise_images(source: Domain, target: Domain) -> tuple[Domain, Domain, l
         for role in ("source", "target"):
             if sizes[role] != common:
                 domain = domains[role]
-                check_resident_size(
-                    f"{role} {domain.name} resized to {common[0]}×{common[1]} to match the other domain",
-                    len(domain.y_train) + len(domain.y_test), (domain.input_shape[0], *common),
-                    bytes_per_value=domain.x_train.element_size(),
-                    advice="bring the larger domain down first (e.g. TARGET:resize=32), ",
-                )
-                domains[role] = _with_images(domains[role], lambda x: _resized(x, common))
+                count, shape = len(domain.y_train) + len(domain.y_test), (domain.input_shape[0], *common)
+                element = domain.x_train.element_size()
+                lazily = not is_lazy(domain.x_train) and data_mode != "resident" and exceeds_limit(count, shape, element)
+                if not is_lazy(domain.x_train) and not lazily:
+                    check_resident_size(
+                        f"{role} {domain.name} resized to {common[0]}×{common[1]} to match the other domain",
+                        count, shape, bytes_per_value=element,
+                        advice="bring the larger domain down first (e.g. TARGET:resize=32), ",
+                    )
+                domains[role] = _with_images(domains[role], functools.partial(_resized, size=common), lazily=lazily)
+                when = " when each batch is read (streamed: resized, they would exceed the resident limit)" \
+                    if lazily else " when each batch is read" if is_lazy(domain.x_train) else ""
                 steps.append(f"{role} images resized from {sizes[role][0]}×{sizes[role][1]} to "
-                             f"{common[0]}×{common[1]} (bilinear) to match the larger size")
+                             f"{common[0]}×{common[1]} (bilinear) to match the larger size{when}")
     return domains["source"], domains["target"], steps
 
 
@@ -228,7 +261,7 @@ def split_label_budget(y: torch.Tensor, class_names: tuple[str, ...], per_class:
 
 
 def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 0, target_labels: int = 0,
-              data_dir: str | os.PathLike | None = None) -> DomainPair:
+              data_dir: str | os.PathLike | None = None, data_mode: str = "resident") -> DomainPair:
     """Load a source and a target domain in one shared representation, with a target label budget.
 
     Parameters
@@ -237,6 +270,8 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
     seed: seeds both domains and the choice of labelled target examples.
     target_labels: ``k``, the number of labelled target training examples per class.
     data_dir: where downloadable datasets live.
+    data_mode: ``"resident"``, ``"auto"`` or ``"stream"``, as in :func:`load_domain`
+        (runs pass :attr:`RunConfig.data_mode`, ``"auto"`` by default).
 
     When both specs share their base dataset, the source is loaded from
     training half 0 and the target from half 1, so they share no training
@@ -256,8 +291,8 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
     source_spec, target_spec = _as_spec(source), _as_spec(target)
     same_base = (source_spec.dataset, source_spec.argument) == (target_spec.dataset, target_spec.argument)
     source_part, target_part = (0, 1) if same_base else (None, None)
-    source_domain = load_domain(source_spec, seed, data_dir=data_dir, part=source_part)
-    target_domain = load_domain(target_spec, seed, data_dir=data_dir, part=target_part)
+    source_domain = load_domain(source_spec, seed, data_dir=data_dir, part=source_part, data_mode=data_mode)
+    target_domain = load_domain(target_spec, seed, data_dir=data_dir, part=target_part, data_mode=data_mode)
 
     harmonisation = []
     if same_base:
@@ -269,7 +304,7 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
     target_domain, steps = _align_classes(source_domain, target_domain)
     harmonisation += steps
     if source_domain.kind == "image":
-        source_domain, target_domain, steps = _harmonise_images(source_domain, target_domain)
+        source_domain, target_domain, steps = _harmonise_images(source_domain, target_domain, data_mode)
         harmonisation += steps
 
     labelled, unlabelled = split_label_budget(

@@ -14,9 +14,21 @@ these keys (see :mod:`tlcore.data.spec`).
 Unless a description says otherwise, a shift applies to the training and the
 test split alike: the target domain's test set is drawn from the shifted
 distribution.
+
+Streamed domains (inputs are :class:`~tlcore.data.lazy.LazyImages`, decoded
+when read) take the shifts marked ``streamable``: the deterministic per-image
+ones (``rotate``, ``invert``, ``blur``, ``scale``, ``resize``) are appended to
+the images' transforms and run when a batch is decoded, giving the same pixels
+as on a resident domain; the label and subset shifts (``label_noise``,
+``prior``, ``permute``, ``limit``) only touch labels and row indices. ``noise``
+and ``texture`` draw one random sequence over a whole split and ``bias`` fits
+a principal axis on every input, so they refuse a streamed domain with a
+message naming the fix (shrink it below the resident limit with a leading
+``resize=`` / ``limit=``, or load it resident).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -28,6 +40,7 @@ import torch.nn.functional as F
 
 from ..errors import SpecError, UnknownNameError
 from .domain import Domain, as_float
+from .lazy import is_lazy, take_rows
 
 VECTOR, IMAGE = "vector", "image"
 BOTH_KINDS = frozenset({VECTOR, IMAGE})
@@ -79,6 +92,8 @@ class ShiftDef:
     value_name: placeholder shown in usage text, e.g. ``"DEG"``.
     help: one line for the CLI and the app.
     apply: ``apply(domain, value, generator) -> Domain``; returns a new domain.
+    streamable: whether it applies to a streamed domain (inputs decoded when read;
+        see the module docstring). Shifts that need every input at once are not.
     """
 
     name: str
@@ -90,6 +105,7 @@ class ShiftDef:
     default: float | None = None
     vector_range: tuple[float, float] | None = None
     value_name: str = "VALUE"
+    streamable: bool = False
 
     @property
     def usage(self) -> str:
@@ -171,16 +187,26 @@ def _image_like(result: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     return result.to(original.dtype)
 
 
+def _through_float(x: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``transform`` applied to ``x`` as float in [0, 1], the result back in ``x``'s dtype."""
+    return _image_like(transform(as_float(x)), x)
+
+
 def _map_images(domain: Domain, transform: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
     """Apply ``transform`` (float images in [0, 1] in, float images out) to both splits.
 
     ``transform`` must not modify its argument in place: for float32 data it is
-    the domain's own tensor.
+    the domain's own tensor. Streamed inputs get it as a per-image transform
+    applied when read, so it must then be picklable (a module-level function or
+    a ``functools.partial`` of one) and treat each image independently.
     """
-    return {
-        f"x_{split}": _image_like(transform(as_float(getattr(domain, f"x_{split}"))), getattr(domain, f"x_{split}"))
-        for split in SPLITS
-    }
+    return {f"x_{split}": _map_split(getattr(domain, f"x_{split}"), functools.partial(_through_float, transform=transform))
+            for split in SPLITS}
+
+
+def _map_split(x, transform: Callable[[torch.Tensor], torch.Tensor]):
+    """``transform(x)`` now for a tensor; appended to the per-image transforms of streamed inputs."""
+    return x.map(transform) if is_lazy(x) else transform(x)
 
 
 def _affine_images(x: torch.Tensor, linear: torch.Tensor) -> torch.Tensor:
@@ -232,19 +258,19 @@ def rotate(domain: Domain, degrees: float, generator: torch.Generator) -> Domain
     rotation = _rotation_matrix(degrees)
     return domain.with_steps(
         f"rotated by {format_value(degrees)}° counter-clockwise about the image centre (bilinear, zero fill)",
-        **_map_images(domain, lambda x: _affine_images(x, rotation)),
+        **_map_images(domain, functools.partial(_affine_images, linear=rotation)),
     )
+
+
+def _flip_intensities(x: torch.Tensor) -> torch.Tensor:
+    return 255 - x if x.dtype == torch.uint8 else 1.0 - x
 
 
 def invert(domain: Domain, value: None, generator: torch.Generator) -> Domain:
     """Invert intensities, x → 1 − x (255 − x for uint8). Its own inverse."""
-
-    def flip(x: torch.Tensor) -> torch.Tensor:
-        return 255 - x if x.dtype == torch.uint8 else 1.0 - x
-
     return domain.with_steps(
         "inverted intensities: x → 1 − x",
-        x_train=flip(domain.x_train), x_test=flip(domain.x_test),
+        x_train=_map_split(domain.x_train, _flip_intensities), x_test=_map_split(domain.x_test, _flip_intensities),
     )
 
 
@@ -290,20 +316,22 @@ def blur(domain: Domain, sigma: float, generator: torch.Generator) -> Domain:
     """
     kernel = gaussian_kernel_1d(sigma)
     radius = (len(kernel) - 1) // 2
-
-    def blurred(x: torch.Tensor) -> torch.Tensor:
-        if radius == 0:
-            return x.clone()
-        channels = x.shape[1]
-        rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-        cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), rows, groups=channels)
-        return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), cols, groups=channels)
-
     return domain.with_steps(
         f"Gaussian blur σ={format_value(sigma)} px (separable, kernel radius {radius}, edges replicated)",
-        **_map_images(domain, blurred),
+        **_map_images(domain, functools.partial(_blur_images, kernel=kernel)),
     )
+
+
+def _blur_images(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable convolution of images ``x`` with the 1-D ``kernel``, edges replicated."""
+    radius = (len(kernel) - 1) // 2
+    if radius == 0:
+        return x.clone()
+    channels = x.shape[1]
+    rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), rows, groups=channels)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), cols, groups=channels)
 
 
 def scale(domain: Domain, factor: float, generator: torch.Generator) -> Domain:
@@ -320,7 +348,7 @@ def scale(domain: Domain, factor: float, generator: torch.Generator) -> Domain:
     shrink = torch.eye(2, dtype=torch.float64) / factor
     return domain.with_steps(
         f"zoomed ×{format_value(factor)} about the image centre (>1 zooms in; bilinear, zero fill)",
-        **_map_images(domain, lambda x: _affine_images(x, shrink)),
+        **_map_images(domain, functools.partial(_affine_images, linear=shrink)),
     )
 
 
@@ -412,7 +440,7 @@ def _take(domain: Domain, keep: dict[str, torch.Tensor], *steps: str) -> Domain:
     """A new domain holding the rows ``keep[split]`` (sorted int64 indices) of each split."""
     changes = {}
     for split, index in keep.items():
-        changes[f"x_{split}"] = getattr(domain, f"x_{split}")[index]
+        changes[f"x_{split}"] = take_rows(getattr(domain, f"x_{split}"), index)
         changes[f"y_{split}"] = getattr(domain, f"y_{split}")[index]
     return domain.with_steps(*steps, **changes)
 
@@ -625,6 +653,12 @@ def resize(domain: Domain, pixels: float, generator: torch.Generator) -> Domain:
     side = _whole_number("resize", pixels)
     channels, height, width = domain.input_shape
     total = len(domain.y_train) + len(domain.y_test)
+    if is_lazy(domain.x_train):
+        transform = functools.partial(resize_images, size=(side, side))
+        return domain.with_steps(
+            f"resized from {height}×{width} to {side}×{side} (bilinear, antialiased) when each batch is read",
+            x_train=domain.x_train.map(transform), x_test=domain.x_test.map(transform),
+        )
     check_resident_size(f"{domain.name}:resize={side}", total, (channels, side, side),
                         bytes_per_value=domain.x_train.element_size())
     return domain.with_steps(
@@ -665,10 +699,12 @@ SHIFTS: dict[str, ShiftDef] = {
     "rotate": ShiftDef(
         "rotate", True, (-360.0, 360.0), BOTH_KINDS, value_name="DEG", apply=rotate,
         help="rotate counter-clockwise by DEG degrees (points about the origin, images about their centre)",
+        streamable=True,
     ),
     "invert": ShiftDef(
         "invert", False, None, IMAGES_ONLY, apply=invert,
         help="invert image intensities: x → 1 − x",
+        streamable=True,
     ),
     "noise": ShiftDef(
         "noise", True, (0.0, 1.0), BOTH_KINDS, vector_range=(0.0, 5.0), value_name="SIGMA", apply=add_noise,
@@ -677,10 +713,12 @@ SHIFTS: dict[str, ShiftDef] = {
     "blur": ShiftDef(
         "blur", True, (0.0, 5.0), IMAGES_ONLY, value_name="SIGMA", apply=blur,
         help="Gaussian blur of SIGMA pixels",
+        streamable=True,
     ),
     "scale": ShiftDef(
         "scale", True, (0.25, 4.0), BOTH_KINDS, value_name="FACTOR", apply=scale,
         help="multiply points by FACTOR; zoom images about their centre (FACTOR > 1 zooms in)",
+        streamable=True,
     ),
     "texture": ShiftDef(
         "texture", True, (0.0, 1.0), IMAGES_ONLY, value_name="ALPHA", apply=texture,
@@ -689,14 +727,17 @@ SHIFTS: dict[str, ShiftDef] = {
     "label_noise": ShiftDef(
         "label_noise", True, (0.0, 1.0), BOTH_KINDS, value_name="RATE", apply=label_noise,
         help="replace each training label with probability RATE by another class (test labels stay clean)",
+        streamable=True,
     ),
     "prior": ShiftDef(
         "prior", True, (1.0, 100.0), BOTH_KINDS, value_name="IMBALANCE", apply=prior_shift,
         help="class-prior shift: subsample classes so the most frequent has IMBALANCE times the least",
+        streamable=True,
     ),
     "permute": ShiftDef(
         "permute", True, (0.0, 1.0), BOTH_KINDS, default=1.0, value_name="FRACTION", apply=permute_labels,
         help="cyclically permute the labels of a FRACTION of the classes (default all): same inputs, new task",
+        streamable=True,
     ),
     "bias": ShiftDef(
         "bias", True, (-10.0, 10.0), BOTH_KINDS, value_name="STRENGTH", apply=selection_bias,
@@ -705,10 +746,12 @@ SHIFTS: dict[str, ShiftDef] = {
     "resize": ShiftDef(
         "resize", True, (8.0, 1024.0), IMAGES_ONLY, value_name="PX", apply=resize,
         help="resize images to PX×PX pixels (bilinear); first in a file-based spec, it applies while reading",
+        streamable=True,
     ),
     "limit": ShiftDef(
         "limit", True, (1.0, 1e7), BOTH_KINDS, value_name="N", apply=limit_per_class,
         help="keep at most N examples per class in each split (seeded); first in a file-based spec, before decoding",
+        streamable=True,
     ),
 }
 
@@ -723,6 +766,15 @@ def apply_shifts(domain: Domain, spec_shifts: Iterable[tuple[str, float | None]]
     """
     for position, (name, value) in enumerate(spec_shifts):
         value = resolve_shift_value(name, value, domain.kind, context=domain.name)
+        if is_lazy(domain.x_train) and not SHIFTS[name].streamable:
+            written = name if value is None else f"{name}={format_value(value)}"
+            raise SpecError(
+                f"{domain.name}: the shift {written} needs every image of a split in memory at once (it draws one "
+                "random sequence over the whole split, or fits on all inputs), but this domain is streamed from disk "
+                "(above the resident limit, or data_mode=stream). Fix: start the spec with resize=PX and/or limit=N "
+                "so the images fit under TRANSFER_LAB_MAX_RESIDENT_MB (then set data_mode to auto or resident), "
+                "or raise that limit; streamed domains take rotate, invert, blur, scale, resize, label_noise, "
+                "prior, permute and limit")
         generator = derive_generator(seed, position, name)
         domain = SHIFTS[name].apply(domain, value, generator)
     return domain

@@ -5,7 +5,9 @@ extra modules (e.g. a domain discriminator), one or more :class:`Phase` s
 (which data streams a step draws and which parameters train), and the raw loss
 terms of one step. The loop minimises ``sum(weights[name] * term)``.
 
-Streams a phase can draw, each a resident tensor batched by indexing:
+Streams a phase can draw (the loop hands a step's rows of each as a
+:class:`Stream` on the device, whether the data is resident and batched by
+indexing or streamed through a DataLoader; see :mod:`tlcore.train`):
 
 * ``source``: labelled source training examples;
 * ``target``: target training inputs (labels are not used);
@@ -88,7 +90,10 @@ class Strategy:
         return {}
 
     def prepare(self, ctx: "Context") -> None:
-        """Once per run, before the first step (e.g. estimate importance weights)."""
+        """Once per run, before the first step (e.g. estimate importance weights).
+
+        ``ctx.data[name].x`` may be streamed (not on the device; indexing decodes rows):
+        iterate a whole stream with ``ctx.inputs(name)``."""
 
     def step_extras(self, ctx: "Context") -> dict[str, float]:
         """Scheduled scalars to log with a step event (e.g. a ramped coefficient)."""
