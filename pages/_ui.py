@@ -413,11 +413,50 @@ def start_run(config: RunConfig, tags: dict | None = None) -> str:
     return run_id
 
 
+def data_path_note(metrics: dict) -> str:
+    """How a finished run's data reached the model: resident or streamed, and on a GPU the batch
+    size that fitted (see ``tlcore.api.preprocessing_record``)."""
+    mode = metrics.get("data_mode")
+    words = {"resident": "data resident on the device (batched by indexing)",
+             "stream": "data streamed from disk through a DataLoader"}.get(mode, "")
+    fit = metrics.get("batch_size_fit")
+    if isinstance(fit, dict) and fit.get("chosen") is not None:
+        if fit["chosen"] < fit["requested"]:
+            words += f"; batch size reduced from {fit['requested']} to {fit['chosen']} to fit GPU memory"
+        else:
+            words += f"; batch size {fit['chosen']} fits GPU memory"
+    words = words.lstrip("; ")
+    return words[:1].upper() + words[1:]
+
+
+def missing_downloads(config: RunConfig) -> list[str]:
+    """The torchvision datasets of ``config`` with files missing from its data directory."""
+    from tlcore.data.torchvision_data import SOURCES, dataset_status
+    names: list[str] = []
+    for spec in (config.source, config.target):
+        name = parse_spec(spec).dataset
+        if name in SOURCES and name not in names and any(
+                s.state == "missing" for s in dataset_status(name, config.data_dir or None)):
+            names.append(name)
+    return names
+
+
 def start_from_state() -> None:
-    """Start button callback: start the configured run, or keep the error to show."""
+    """Start button callback: start the configured run, or keep the error to show. A dataset
+    whose files are missing is not downloaded here (in the page's thread, with no progress):
+    the Data page downloads it with a progress bar and a Stop button."""
     st.session_state[K.TRAIN_ERROR] = None
     try:
-        start_run(config_from_state())
+        config = config_from_state()
+        missing = missing_downloads(config)
+        if missing:
+            where = config.data_dir or "the default data directory"
+            st.session_state[K.TRAIN_ERROR] = (
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not downloaded into {where} yet. "
+                "Download on the Data page (Data sources → Download, with a progress bar), or run "
+                f"`tlcore download {' '.join(missing)}`; then press Start again.")
+            return
+        start_run(config)
     except TransferLabError as exc:
         st.session_state[K.TRAIN_ERROR] = str(exc)
 

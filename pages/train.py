@@ -167,6 +167,7 @@ else:
         if "domain_accuracy" in rec.metrics:
             c.metric("Domain-discriminator accuracy", f"{rec.metrics['domain_accuracy']:.3f}")
         ui.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
+        st.caption(ui.data_path_note(rec.metrics))
         ui.csv_download(ui.curves_frame(ui.pull_events(rec.id)[0]), "Download the curves as CSV",
                         f"transfer-lab-run-{rec.id}-curves.csv", K.download("train", "curves"))
         st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",

@@ -59,3 +59,12 @@ def test_default_state_holds_every_strategy_parameter():
     state = ui.default_state()
     assert state[K.param("dann", "weight")] == 1.0 and state[K.param("finetune", "reset_head")] is False
     assert all(key.startswith(("w.", "s.")) for key in state)
+
+
+def test_data_path_note_says_how_the_data_reached_the_model():
+    from pages import _ui as ui
+    assert ui.data_path_note({}) == ""
+    assert ui.data_path_note({"data_mode": "stream"}) == "Data streamed from disk through a DataLoader"
+    note = ui.data_path_note({"data_mode": "resident",
+                              "batch_size_fit": {"requested": 256, "chosen": 96, "tried": [], "device": "cuda"}})
+    assert note == "Data resident on the device (batched by indexing); batch size reduced from 256 to 96 to fit GPU memory"

@@ -213,6 +213,22 @@ def test_a_start_error_is_shown_not_raised():
     assert at.error and "vector" in at.error[0].value
 
 
+def test_start_with_a_dataset_not_downloaded_points_to_the_data_page(tmp_path):
+    """Start must not download in the page's thread (no progress bar, a frozen page): it says where
+    to download instead, and records no run."""
+    data = tmp_path / "datasets"
+    data.mkdir()
+    at = open_page("pages/train.py", {K.dataset("source"): "mnist", K.dataset("target"): "usps",
+                                      K.DATA_DIR: str(data)})
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    message = "\n".join(e.value for e in at.error)
+    assert "mnist and usps are not downloaded" in message and "Data page" in message, message
+    assert "tlcore download mnist usps" in message
+    assert RunStore().list_runs() == []
+    assert not any(data.iterdir())  # nothing was fetched or half-written
+
+
 # --- Inspect --------------------------------------------------------------------------------------
 def test_inspect_page_compares_a_run_with_its_source_only_baseline():
     run_id = finished_run()
