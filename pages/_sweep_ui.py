@@ -268,23 +268,28 @@ def _shade(fig: go.Figure, points, reference_points, position, name: str, log_x:
     return shown
 
 
+def _arm_lines(fig: go.Figure, points, arms: Sequence[str], log_x: bool = False) -> None:
+    """Every arm's line (target_only dashed, as the reference), each transfer arm's negative region
+    shaded under it first."""
+    reference = [p for p in points if p.arm == "target_only"]
+    for arm in arms:
+        if arm != "target_only":
+            _shade(fig, [p for p in points if p.arm == arm], reference, float, arm, log_x=log_x)
+    for i, arm in enumerate(arms):
+        mine = [p for p in points if p.arm == arm]
+        if arm == "target_only":
+            fig.add_trace(_arm_trace(mine, float, "target_only (no source)", REFERENCE_COLOUR, dash="dash"))
+        else:
+            fig.add_trace(_arm_trace(mine, float, arm, _colour(i)))
+
+
 def budget_figure(result: BudgetResult, title: str | None = None) -> go.Figure:
     """Target accuracy against labelled target examples per class (log x), one line per arm,
     seed spread as error bars, the negative-transfer region of each transfer arm shaded."""
     fig = go.Figure()
     arms = [a.label for a in result.spec.arms]
     clipped_all = ALL_LABELS in result.spec.budgets and result.budgets
-    reference = [p for p in result.points if p.arm == "target_only"]
-    for i, arm in enumerate(arms):
-        points = [p for p in result.points if p.arm == arm]
-        if arm != "target_only":
-            _shade(fig, points, reference, float, arm, log_x=True)
-    for i, arm in enumerate(arms):
-        points = [p for p in result.points if p.arm == arm]
-        if arm == "target_only":
-            fig.add_trace(_arm_trace(points, float, "target_only (no source)", REFERENCE_COLOUR, dash="dash"))
-        else:
-            fig.add_trace(_arm_trace(points, float, arm, _colour(i)))
+    _arm_lines(fig, result.points, arms, log_x=True)
     ticks = list(result.budgets)
     text = [f"{k} (all)" if clipped_all and k == max(ticks) else str(k) for k in ticks]
     fig.update_xaxes(type="log", tickvals=ticks, ticktext=text, title="labelled target examples per class (k)")
@@ -299,16 +304,7 @@ def shift_figure(result: ShiftResult, title: str | None = None) -> go.Figure:
     spec = result.spec
     fig = go.Figure()
     arms = [a.label for a in spec.arms]
-    reference = [p for p in result.points if p.arm == "target_only"]
-    for arm in arms:
-        if arm != "target_only":
-            _shade(fig, [p for p in result.points if p.arm == arm], reference, float, arm)
-    for i, arm in enumerate(arms):
-        points = [p for p in result.points if p.arm == arm]
-        if arm == "target_only":
-            fig.add_trace(_arm_trace(points, float, "target_only (no source)", REFERENCE_COLOUR, dash="dash"))
-        else:
-            fig.add_trace(_arm_trace(points, float, arm, _colour(i)))
+    _arm_lines(fig, result.points, arms)
     if result.gaps:
         for name, label in (("mmd2", "MMD² (inputs)"), ("pad", "proxy A-distance (inputs)")):
             values = [(v, result.mean_gap(v)) for v in spec.values]

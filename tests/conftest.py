@@ -1,6 +1,5 @@
 """Shared test setup: one intra-op thread (fast and deterministic for small
 models on 2 cores) and a throw-away run store per test session."""
-import os
 
 import pytest
 import torch

@@ -32,7 +32,6 @@ from tlcore.download import DownloadProgress, fetch_url  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 from tlcore.worker import Job, get_worker  # noqa: E402
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CLASSES = ("cat", "dog", "fish")
 
 
@@ -52,20 +51,7 @@ def _quiet_app(monkeypatch):
     folder_module.clear_cache()
 
 
-def open_page(page: str | None, state: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state[K.PROJECTION] = "PCA"
-    for key, value in (state or {}).items():
-        at.session_state[key] = value
-    at.run()
-    if page is not None:
-        at.switch_page(page).run()
-    assert_clean(at)
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+from tests.test_app_pages import assert_clean, open_page  # noqa: E402  (the same page harness)
 
 
 def texts(elements) -> str:

@@ -16,7 +16,7 @@ from tests.test_app_pages import assert_clean, open_page, wait_for_jobs, _quiet_
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.lessons import LESSONS  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
-from tlcore.sweeps import BudgetSweep, ShiftSweep, SourceSweep, run_sweep  # noqa: E402
+from tlcore.sweeps import BudgetSweep, ShiftSweep, run_sweep  # noqa: E402
 
 NT_PAGE = "pages/negative.py"
 LESSONS_PAGE = "pages/lessons.py"

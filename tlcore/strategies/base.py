@@ -16,7 +16,7 @@ indexing or streamed through a DataLoader; see :mod:`tlcore.train`):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import torch
