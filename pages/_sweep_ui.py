@@ -268,6 +268,14 @@ def _shade(fig: go.Figure, points, reference_points, position, name: str, log_x:
     return shown
 
 
+def _legend_below(fig: go.Figure) -> go.Figure:
+    """Put the legend under the plot: a sweep's legend is long, and on top it would cover the
+    title, the chart's buttons and the crossover labels."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+                      margin={"t": 60, "b": 10})
+    return fig
+
+
 def _arm_lines(fig: go.Figure, points, arms: Sequence[str], log_x: bool = False) -> None:
     """Every arm's line (target_only dashed, as the reference), each transfer arm's negative region
     shaded under it first."""
@@ -294,7 +302,8 @@ def budget_figure(result: BudgetResult, title: str | None = None) -> go.Figure:
     text = [f"{k} (all)" if clipped_all and k == max(ticks) else str(k) for k in ticks]
     fig.update_xaxes(type="log", tickvals=ticks, ticktext=text, title="labelled target examples per class (k)")
     fig.update_yaxes(title="target accuracy", range=[0, 1.05])
-    return ui.layout(fig, title or f"Label budget: {result.spec.source} → {result.spec.target}", height=440)
+    return _legend_below(ui.layout(fig, title or f"Label budget: {result.spec.source} → {result.spec.target}",
+                                   height=520))
 
 
 def shift_figure(result: ShiftResult, title: str | None = None) -> go.Figure:
@@ -327,7 +336,7 @@ def shift_figure(result: ShiftResult, title: str | None = None) -> go.Figure:
     fig.update_layout(yaxis={"title": "target accuracy", "range": [0, 1.08]},
                       yaxis2={"title": "input-space gap (MMD², PAD)", "overlaying": "y", "side": "right",
                               "rangemode": "tozero", "showgrid": False})
-    fig = ui.layout(fig, title or f"Shift strength: {spec.shift} ({spec.axis.side} side)", height=460)
+    fig = _legend_below(ui.layout(fig, title or f"Shift strength: {spec.shift} ({spec.axis.side} side)", height=540))
     fig.update_layout(margin={"r": 70})
     return fig
 
@@ -410,8 +419,9 @@ def comparison_figure(result: ComparisonResult, title: str | None = None) -> go.
         name="one seed", marker={"color": "#222", "size": 8, "symbol": "circle-open"},
         customdata=[r.seed for r in result.rows], hovertemplate="%{x}, seed %{customdata}: %{y:.3f}<extra></extra>"))
     fig.update_yaxes(title="target accuracy", range=[0, 1.12])
-    fig.update_xaxes(tickangle=0, automargin=True)
-    return ui.layout(fig, title, height=440)
+    # long arm labels ("mmd weight 10, imbalanced target") wrap at their comma instead of overlapping
+    fig.update_xaxes(tickangle=0, automargin=True, tickvals=shown, ticktext=[a.replace(", ", ",<br>") for a in shown])
+    return _legend_below(ui.layout(fig, title, height=480))
 
 
 def result_figures(result: SweepResult) -> list[tuple[str, go.Figure]]:

@@ -11,6 +11,7 @@ from pages import _sweep_ui as sw
 from pages import _ui as ui
 from pages import _url
 from tlcore.errors import TransferLabError
+from tlcore.ntg import NEGATIVE_TRANSFER
 from tlcore.strategies import STRATEGIES
 from tlcore.sweeps import (ALL_LABELS, MAX_SOURCES, SWEEPABLE_SHIFTS, BudgetResult, BudgetSweep, ShiftResult,
                            ShiftSweep, SourceResult, SourceSweep, plan_sweep, spec_from_dict)
@@ -195,6 +196,19 @@ def clear_loaded(exp: str) -> None:
 
 
 # --- figures and verdicts --------------------------------------------------------------------------
+def noise_note(result, arm: str, xs) -> str:
+    """Which of the points below target_only are beyond the seed-to-seed noise (their NTG's 95%
+    interval above 0), in words."""
+    points = [result.point(arm, x) for x in xs]
+    sure = [p.x for p in points if p is not None and p.ntg is not None and p.ntg.label == NEGATIVE_TRANSFER]
+    if all(p is not None and p.ntg is not None and p.ntg.n == 1 for p in points):
+        return "One seed: no spread yet; add seeds to tell a real gap from noise."
+    if not sure:
+        return "Every one of these gaps is **within noise** over the seeds run (its 95% interval holds 0): add seeds."
+    shown = ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in sure)
+    return f"Beyond the noise (95% interval above 0) at {shown}."
+
+
 def verdict(result) -> None:
     """One sentence per finding, in words a class can read off the projector."""
     if isinstance(result, BudgetResult):
@@ -205,7 +219,7 @@ def verdict(result) -> None:
                 continue
             if ks:
                 st.markdown(f"- :red[**{arm}** lies below target_only at k = {', '.join(map(str, ks))}]: "
-                            "negative transfer there (shaded).")
+                            f"negative transfer there (shaded). {noise_note(result, arm, ks)}")
             else:
                 st.markdown(f"- :green[**{arm}** is at or above target_only at every k measured.]")
     elif isinstance(result, ShiftResult):
@@ -216,8 +230,10 @@ def verdict(result) -> None:
             if crossover is None:
                 st.markdown(f"- :green[**{arm}** stays at or above target_only over the whole sweep.]")
             else:
+                below = tuple(p.x for p in result.points if p.arm == arm and p.below_target_only)
                 st.markdown(f"- :red[**{arm}** turns negative at {result.spec.shift} = {crossover:g}] (dashed line): "
-                            "from there on, training on the target's labels alone is better.")
+                            "there, training on the target's labels alone does better on average. "
+                            f"{noise_note(result, arm, below)}")
         if result.spec.shift in ("label_noise", "permute"):
             st.caption("The input-space gap stays near 0 for this shift: the inputs are unchanged, only the "
                        "source's labels are. A gap measured on inputs cannot warn about a change of task.")
@@ -271,13 +287,16 @@ running = j is not None and j.alive
 
 columns = st.columns([1, 1, 1, 2] if experiment == "source" else [1, 1, 3], vertical_alignment="center")
 if experiment == "source":
-    columns[0].button("Score sources (before)", key=K.nt_button(experiment, "score"), disabled=running or spec is None,
+    columns[0].button("Score sources", key=K.nt_button(experiment, "score"), disabled=running or spec is None,
                       on_click=start, args=(experiment, True), icon=":material/query_stats:", width="stretch",
-                      help="Train source_only from each source, then measure MMD², the proxy A-distance and LogME "
-                           "on the labelled target examples: a prediction before spending the transfer runs.")
-    columns[1].button("Run the transfer (after)", key=K.nt_button(experiment, "start"), type="primary",
+                      help="Before: train source_only from each source, then measure MMD², the proxy A-distance "
+                           "and LogME on the labelled target examples: a prediction before spending the transfer "
+                           "runs.")
+    columns[1].button("Run the transfer", key=K.nt_button(experiment, "start"), type="primary",
                       disabled=running or spec is None, on_click=start, args=(experiment,),
-                      icon=":material/play_arrow:", width="stretch")
+                      icon=":material/play_arrow:", width="stretch",
+                      help="After: the transfer strategy from each source, with its matched target_only baseline, "
+                           "and the NTG each source gave.")
     stop_column, info_column = columns[2], columns[3]
 else:
     columns[0].button("Run sweep", key=K.nt_button(experiment, "start"), type="primary",
