@@ -199,3 +199,38 @@ def test_settings_changed_on_the_page_go_into_the_url():
     at.text_input(key=K.nt("budget", "target")).set_value("moons:rotate=45").run()
     assert_clean(at)
     assert at.query_params.get("budget.target") in (["moons:rotate=45"], "moons:rotate=45")
+
+
+def test_a_refresh_reattaches_to_the_running_sweep_from_the_url():
+    settings = {**TINY_BUDGET, K.nt("budget", "epochs"): 400, K.nt("budget", "budgets"): "1, 2, 3"}
+    at = open_page(NT_PAGE, settings)
+    at.button(key=K.nt_button("budget", "start")).click().run()
+    job_id = at.session_state[K.nt_state("budget", "job")]
+    assert at.query_params.get("sweep") in ([job_id], job_id)
+    # a new session (a refresh, another tab) opened on that link shows the same sweep, live
+    again = open_page(NT_PAGE, settings, query={"sweep": job_id})
+    assert again.session_state[K.nt_state("budget", "job")] == job_id
+    assert any("Sweep:" in p.proto.text for p in again.get("progress")), "no live progress bar"
+    again.button(key=K.nt_button("budget", "stop")).click().run()  # and can stop it
+    wait_for_jobs(30)
+    assert {r.status for r in RunStore().list_runs()} <= {"done", "stopped"}
+
+
+def test_an_exported_sweep_file_loads_into_the_page_and_a_wrong_one_is_refused(tmp_path):
+    from tlcore.sweeps import export_sweep
+    spec = ShiftSweep(source="moons", target="moons", shift="rotate", values=(0, 60), adaptation="dann",
+                      target_labels=2, seeds=(0,), base=RunConfig(epochs=2))
+    path = export_sweep(run_sweep(spec, RunStore()), tmp_path / "shift.json")  # what `tlcore sweep --export` writes
+    RunStore().path.unlink()  # the file alone must be enough: no run store behind it
+    at = open_page(NT_PAGE, {K.NT_EXPERIMENT: "shift"})
+    at.file_uploader(key=K.nt_button("shift", "upload")).set_value(
+        ("shift.json", path.read_bytes(), "application/json")).run()
+    assert_clean(at)
+    assert "Showing the loaded sweep file" in texts(at)
+    fig = figure(at, "chart.nt.shift.shift")
+    assert [t["name"] for t in fig["data"] if t.get("yaxis") == "y2"] == ["MMD² (inputs)", "proxy A-distance (inputs)"]
+    # a budget sweep file on the shift experiment, and a file that is not a sweep at all
+    at.file_uploader(key=K.nt_button("shift", "upload")).set_value(
+        ("notes.json", b'{"hello": 1}', "application/json")).run()
+    assert_clean(at)
+    assert "not a Transfer Lab sweep file" in "\n".join(e.value for e in at.error)
