@@ -42,6 +42,7 @@ STRATEGY = "w.train.strategy"
 EPOCHS = "w.train.epochs"
 BATCH_SIZE = "w.train.batch_size"
 LR = "w.train.lr"
+MODEL = "w.train.model"             # "auto" or a tlcore.models.MODELS name (backbones for images)
 START = "btn.train.start"
 STOP = "btn.train.stop"
 RUN_ID = "s.train.run_id"           # the run the Train page shows (also ?run= in the URL)
@@ -143,6 +144,7 @@ DEFAULTS: dict[str, object] = {
     EPOCHS: _RUN.epochs,
     BATCH_SIZE: _RUN.batch_size,
     LR: _RUN.lr,
+    MODEL: _RUN.model,
     BY_CLASS: False,
     PROJECTION: PROJECTIONS[0],
     STATUS_FILTER: ["done", "stopped"],

@@ -290,6 +290,7 @@ def config_from_state() -> RunConfig:
     return RunConfig(source=spec_from_state("source"), target=spec_from_state("target"), strategy=strategy,
                      params=params_from_state(strategy), target_labels=int(state[K.BUDGET]),
                      epochs=int(state[K.EPOCHS]), batch_size=int(state[K.BATCH_SIZE]), lr=float(state[K.LR]),
+                     model=state.get(K.MODEL, "auto"),
                      seed=seed(), data_dir=data_dir_setting())
 
 
@@ -302,7 +303,8 @@ def apply_config(config: RunConfig) -> None:
     updates = {**spec_state("source", config.source), **spec_state("target", config.target),
                **param_state(config.strategy, config.params),
                K.STRATEGY: config.strategy, K.BUDGET: config.target_labels, K.EPOCHS: config.epochs,
-               K.BATCH_SIZE: config.batch_size, K.LR: float(config.lr), K.SEED: config.seed}
+               K.BATCH_SIZE: config.batch_size, K.LR: float(config.lr), K.SEED: config.seed,
+               K.MODEL: config.model}
     if config.data_dir or not all(DATASETS[parse_spec(s).dataset].builtin for s in (config.source, config.target)):
         updates[K.DATA_DIR] = config.data_dir
     for key, value in updates.items():
@@ -427,6 +429,29 @@ def data_path_note(metrics: dict) -> str:
             words += f"; batch size {fit['chosen']} fits GPU memory"
     words = words.lstrip("; ")
     return words[:1].upper() + words[1:]
+
+
+def model_choices(kind: str) -> list[str]:
+    """``auto`` and the models that take ``kind`` ("vector" or "image") inputs."""
+    from tlcore.models import MODELS
+    return ["auto", *[name for name, info in MODELS.items() if kind in info.kinds]]
+
+
+def model_note(name: str, kind: str) -> str:
+    """What a model choice means for the run: its description and, for an ImageNet-pretrained
+    backbone, whether its weights are in the torch cache or will be downloaded at Start."""
+    from tlcore.models import MODELS
+    if name == "auto":
+        return f"auto: {'an MLP' if kind == 'vector' else 'the LeNet-style CNN'} for this pair"
+    info = MODELS[name]
+    note = f"{name}: {info.description}"
+    if "random_init" not in name and name in ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
+        from tlcore.backbones import weights_file
+        path, url, _ = weights_file(name)
+        note += (f". Weights in the torch cache ({path.name})." if path.is_file() else
+                 f". Weights not cached yet: Start downloads them ({url}); offline, the run stops with a clear "
+                 f"error, and {name}_random_init trains without them.")
+    return note
 
 
 def missing_downloads(config: RunConfig) -> list[str]:

@@ -74,6 +74,7 @@ from streamlit.errors import StreamlitAPIException
 from pages import _keys as K
 from pages import _ui as ui
 from tlcore.config import RunConfig, form_fields
+from tlcore.models import MODELS
 from tlcore.runs import STATUSES
 from tlcore.strategies import STRATEGIES
 
@@ -172,7 +173,7 @@ class Field:
 
 
 _NAMES = {K.SEED: "seed", K.dataset("source"): "source", K.dataset("target"): "target", K.BUDGET: "budget",
-          K.STRATEGY: "strategy", K.EPOCHS: "epochs", K.BATCH_SIZE: "batch", K.LR: "lr",
+          K.STRATEGY: "strategy", K.EPOCHS: "epochs", K.BATCH_SIZE: "batch", K.LR: "lr", K.MODEL: "model",
           K.INSPECT_RUN: "run", K.PROJECTION: "projection", K.BY_CLASS: "by_class",
           K.STATUS_FILTER: "status", K.STRATEGY_FILTER: "strategies", K.PAIR_FILTER: "pair"}
 
@@ -213,6 +214,7 @@ KNOWN: dict[str, Field] = {
     K.EPOCHS: _run_field("epochs"),
     K.BATCH_SIZE: _run_field("batch_size"),
     K.LR: _run_field("lr"),
+    K.MODEL: Field(K.MODEL, choices=lambda: ["auto", *MODELS]),
     K.PROJECTION: Field(K.PROJECTION, choices=K.PROJECTIONS),
     K.BY_CLASS: Field(K.BY_CLASS),
     K.STATUS_FILTER: Field(K.STATUS_FILTER, choices=STATUSES),
@@ -261,7 +263,7 @@ def strategy_fields() -> list:
 def train_fields() -> list:
     """Everything a run is made of (a Train link is self-contained): seed, data, strategy and
     its hyperparameters, schedule."""
-    return [K.SEED, *data_fields(), *strategy_fields(), K.EPOCHS, K.BATCH_SIZE, K.LR]
+    return [K.SEED, *data_fields(), *strategy_fields(), K.EPOCHS, K.BATCH_SIZE, K.LR, K.MODEL]
 
 
 # --- the mechanism -------------------------------------------------------------------------------------

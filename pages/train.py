@@ -62,6 +62,15 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
             ui.field_widget(run_fields["batch_size"], K.BATCH_SIZE, "Batch size", step=8)
             st.number_input("Target labels per class", min_value=0, max_value=100, step=1, key=K.BUDGET,
                             help=run_fields["target_labels"].help)
+        kind = ui.dataset_info(state[K.dataset("source")]).kind
+        models = ui.model_choices(kind)
+        if state.get(K.MODEL) not in models:  # e.g. resnet18 kept from image data, now on moons
+            state[K.MODEL] = "auto"
+        st.selectbox("Model", models, key=K.MODEL,
+                     help="The network: auto (an MLP for 2-D points, a LeNet-style CNN for images) or, for images, "
+                          "a torchvision backbone with ImageNet weights. finetune with freeze_depth = -1 on a "
+                          "backbone is a linear probe on ImageNet features.")
+        st.caption(ui.model_note(state[K.MODEL], kind))
     with right:
         fields = form_fields(STRATEGIES[strategy].Config)
         if fields:
@@ -84,7 +93,7 @@ go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:"
               on_click=ui.start_from_state, width="stretch")
 stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=ui.stop_attached,
                 width="stretch")
-summary_col.caption(f"{strategy} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} · "
+summary_col.caption(f"{strategy} · {state[K.MODEL]} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} · "
                     f"{state[K.BUDGET]} target labels/class")
 if state.get(K.TRAIN_ERROR):
     st.error(state[K.TRAIN_ERROR])

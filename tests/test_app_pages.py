@@ -229,6 +229,22 @@ def test_start_with_a_dataset_not_downloaded_points_to_the_data_page(tmp_path):
     assert not any(data.iterdir())  # nothing was fetched or half-written
 
 
+def test_train_page_offers_the_models_of_the_pair_and_runs_a_backbone():
+    at = open_page("pages/train.py")  # moons: points
+    assert at.selectbox(key=K.MODEL).options == ["auto", "mlp"]
+    at = open_page("pages/train.py", {K.dataset("source"): "digits", K.dataset("target"): "digits", K.EPOCHS: 1})
+    options = at.selectbox(key=K.MODEL).options
+    assert {"lenet", "resnet18", "resnet18_random_init", "efficientnet_b0"} <= set(options) and "mlp" not in options
+    at.selectbox(key=K.MODEL).set_value("resnet18_random_init").run()
+    assert any("random initialisation, chosen explicitly" in c.value for c in at.caption)
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    run = RunStore().get_run(at.session_state[K.RUN_ID])
+    assert run.config["model"] == "resnet18_random_init"
+    at.button(key=K.STOP).click().run()
+    wait_for_jobs()
+
+
 # --- Inspect --------------------------------------------------------------------------------------
 def test_inspect_page_compares_a_run_with_its_source_only_baseline():
     run_id = finished_run()

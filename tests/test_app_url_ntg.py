@@ -250,3 +250,13 @@ def test_the_embedding_chart_keeps_its_selection_with_the_export_config():
     for chart in embeddings:
         assert list(chart.proto.selection_mode)  # points and box selection still on
         assert json.loads(chart.proto.config)["toImageButtonOptions"]["format"] == "png"
+
+
+def test_a_train_link_sets_the_model_and_refuses_an_unknown_one():
+    at = open_page("pages/train.py", query={"source": "digits", "target": "digits", "model": "lenet_wide"})
+    assert not warnings(at)
+    assert at.selectbox(key=K.MODEL).value == "lenet_wide"
+    assert query(at)["model"] == "lenet_wide"
+    bad = open_page("pages/train.py", query={"model": "resnet9000"})
+    assert "`model=resnet9000`" in bad.warning[0].value
+    assert bad.session_state[K.MODEL] == "auto"
