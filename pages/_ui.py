@@ -454,16 +454,24 @@ def model_note(name: str, kind: str) -> str:
     return note
 
 
-def missing_downloads(config: RunConfig) -> list[str]:
-    """The torchvision datasets of ``config`` with files missing from its data directory."""
+def missing_downloads(config: RunConfig, specs: Sequence[str] = ()) -> list[str]:
+    """The torchvision datasets of ``config`` (its source and target, or ``specs`` when given)
+    with files missing from its data directory."""
     from tlcore.data.torchvision_data import SOURCES, dataset_status
     names: list[str] = []
-    for spec in (config.source, config.target):
+    for spec in (specs or (config.source, config.target)):
         name = parse_spec(spec).dataset
         if name in SOURCES and name not in names and any(
                 s.state == "missing" for s in dataset_status(name, config.data_dir or None)):
             names.append(name)
     return names
+
+
+def missing_downloads_message(names: Sequence[str], data_dir: str, then: str) -> str:
+    where = data_dir or "the default data directory"
+    return (f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} not downloaded into {where} yet. "
+            "Download on the Data page (Data sources → Download, with a progress bar), or run "
+            f"`tlcore download {' '.join(names)}`; then {then}.")
 
 
 def start_from_state() -> None:
@@ -475,11 +483,8 @@ def start_from_state() -> None:
         config = config_from_state()
         missing = missing_downloads(config)
         if missing:
-            where = config.data_dir or "the default data directory"
-            st.session_state[K.TRAIN_ERROR] = (
-                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not downloaded into {where} yet. "
-                "Download on the Data page (Data sources → Download, with a progress bar), or run "
-                f"`tlcore download {' '.join(missing)}`; then press Start again.")
+            st.session_state[K.TRAIN_ERROR] = missing_downloads_message(missing, config.data_dir,
+                                                                        "press Start again")
             return
         start_run(config)
     except TransferLabError as exc:

@@ -107,7 +107,11 @@ def common_settings(exp: str) -> None:
 
 
 def base_config(exp: str) -> RunConfig:
-    return RunConfig(epochs=int(state[K.nt(exp, "epochs")]))
+    return RunConfig(epochs=int(state[K.nt(exp, "epochs")]), data_dir=ui.data_dir_setting())
+
+
+def sweep_specs(spec) -> list[str]:
+    return [spec.target, *spec.sources] if isinstance(spec, SourceSweep) else [spec.source, spec.target]
 
 
 def budget_spec() -> BudgetSweep:
@@ -275,6 +279,9 @@ def live_view(exp: str, job_id: str, spec_dict: dict) -> None:
 planned = 0
 try:
     spec = BUILDERS[experiment]()
+    missing = ui.missing_downloads(spec.base, sweep_specs(spec))
+    if missing:  # planning loads the data: never download from the page's thread, without progress
+        raise TransferLabError(ui.missing_downloads_message(missing, spec.base.data_dir, "come back here"))
     planned = len(plan_sweep(spec))  # resolves budgets and checks the specs before anything starts
     state[K.nt_state(experiment, "pending")] = spec.to_dict()
 except TransferLabError as exc:

@@ -234,3 +234,15 @@ def test_an_exported_sweep_file_loads_into_the_page_and_a_wrong_one_is_refused(t
         ("notes.json", b'{"hello": 1}', "application/json")).run()
     assert_clean(at)
     assert "not a Transfer Lab sweep file" in "\n".join(e.value for e in at.error)
+
+
+def test_a_sweep_over_a_dataset_not_downloaded_points_to_the_data_page(tmp_path):
+    data = tmp_path / "datasets"
+    data.mkdir()
+    settings = {**TINY_BUDGET, K.nt("budget", "source"): "mnist", K.nt("budget", "target"): "usps",
+                K.DATA_DIR: str(data)}
+    at = open_page(NT_PAGE, settings)
+    message = "\n".join(e.value for e in at.error)
+    assert "mnist and usps are not downloaded" in message and "Data page" in message, message
+    assert at.button(key=K.nt_button("budget", "start")).disabled
+    assert not any(data.iterdir())
