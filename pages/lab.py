@@ -19,6 +19,12 @@ st.markdown(
     "**negative transfer**. Pick a preset, or set up your own pair on **Data** and a strategy on **Train**."
 )
 
+left, right = st.columns(2)
+left.page_link("pages/negative.py", label="Negative transfer: when does using a source hurt? Three live sweeps",
+               icon=":material/trending_down:")
+right.page_link("pages/lessons.py", label="Lessons: six one-click classroom demonstrations, results at once",
+                icon=":material/school:")
+
 st.subheader("Presets")
 columns = st.columns(len(PRESETS))
 for column, preset in zip(columns, PRESETS.values()):
