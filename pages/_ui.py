@@ -24,7 +24,7 @@ import pandas as pd  # imported here, in the script thread, before any warm-up t
 import plotly.graph_objects as go
 import streamlit as st
 
-from tlcore.api import load_trained
+from tlcore.api import baseline_config, load_trained
 from tlcore.config import FieldInfo, RunConfig, form_fields
 from tlcore.data import DATASETS, SHIFTS, DatasetSpec, DomainPair, make_pair, parse_spec
 from tlcore.data.domain import as_float
@@ -509,7 +509,8 @@ def apply_preset(name: str) -> str:
     preset = PRESETS[name]
     apply_config(preset.config)
     run_id = start_run(preset.config, tags={"preset": name})
-    automatic = "target_only" if preset.config.target_labels > 0 else None  # run_experiment's NTG baseline
+    baseline = baseline_config(preset.config)  # run_experiment trains it itself
+    automatic = baseline.strategy if baseline is not None else None
     for strategy in preset.compare_with:
         if strategy != automatic and strategy != preset.config.strategy:
             get_worker().start_run(preset.config.replace(strategy=strategy, params={}), store(),

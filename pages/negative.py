@@ -12,7 +12,7 @@ from pages import _ui as ui
 from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.ntg import NEGATIVE_TRANSFER
-from tlcore.strategies import STRATEGIES
+from tlcore.strategies import adaptation_strategies, with_role
 from tlcore.sweeps import (ALL_LABELS, MAX_SOURCES, SWEEPABLE_SHIFTS, BudgetResult, BudgetSweep, ShiftResult,
                            ShiftSweep, SourceResult, SourceSweep, plan_sweep, spec_from_dict)
 from tlcore.config import RunConfig
@@ -22,13 +22,13 @@ sw.goto_train_if_requested()
 
 state = st.session_state
 TITLES = {"budget": "Label budget", "shift": "Shift strength", "source": "Which source?"}
-TRANSFER_STRATEGIES = [name for name in STRATEGIES if name not in ("target_only", "oracle")]
-ADAPTATIONS = [name for name in TRANSFER_STRATEGIES if name not in ("source_only", "finetune")]
+TRANSFER_STRATEGIES = with_role("transfer")  # every grouping comes from the registry's roles
+ADAPTATIONS = adaptation_strategies()
 CHOICES = {  # settings with a fixed set of values (a link with another value is refused with a warning)
     ("budget", "adaptation"): ["none", *ADAPTATIONS],
     ("shift", "shift"): list(SWEEPABLE_SHIFTS),
-    ("shift", "adaptation"): [s for s in TRANSFER_STRATEGIES if s != "source_only"],
-    ("source", "strategy"): [s for s in TRANSFER_STRATEGIES if s != "source_only"],
+    ("shift", "adaptation"): TRANSFER_STRATEGIES,
+    ("source", "strategy"): TRANSFER_STRATEGIES,
 }
 RANGES = {"seeds": (1, 10), "epochs": (1, 500), "labels": (1, 100)}
 
@@ -143,7 +143,7 @@ def shift_spec() -> ShiftSweep:
         axis = SWEEPABLE_SHIFTS[state[K.nt(exp, "shift")]]
         b.text_input("Values (empty = the shift's defaults)", key=K.nt(exp, "values"),
                      placeholder=", ".join(f"{v:g}" for v in axis.default_values))
-        a.selectbox("Adaptation strategy", [s for s in TRANSFER_STRATEGIES if s != "source_only"],
+        a.selectbox("Adaptation strategy", TRANSFER_STRATEGIES,
                     key=K.nt(exp, "adaptation"))
         b.number_input("Labelled target examples per class (for target_only and the NTG)", min_value=1,
                        max_value=100, step=1, key=K.nt(exp, "labels"))
@@ -160,7 +160,7 @@ def source_spec() -> SourceSweep:
     with st.expander("Settings", expanded=True):
         a, b = st.columns(2)
         a.text_input("Target", key=K.nt(exp, "target"), help=SPEC_HELP)
-        a.selectbox("Transfer strategy", [s for s in TRANSFER_STRATEGIES if s != "source_only"],
+        a.selectbox("Transfer strategy", TRANSFER_STRATEGIES,
                     key=K.nt(exp, "strategy"))
         a.number_input("Labelled target examples per class", min_value=1, max_value=100, step=1,
                        key=K.nt(exp, "labels"))

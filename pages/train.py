@@ -84,7 +84,7 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
         if STRATEGIES[strategy].needs_target_labels and state[K.BUDGET] < 1:
             st.warning(f"{strategy} trains on labelled target examples: set the target labels per class to 1 "
                        "or more.")
-        elif state[K.BUDGET] > 0 and strategy not in ("target_only", "oracle"):
+        elif state[K.BUDGET] > 0 and STRATEGIES[strategy].role != "reference":
             st.caption("With labelled target examples, the run is paired with a target_only run on the same "
                        "labels to measure the negative-transfer gap (NTG).")
 

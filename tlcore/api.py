@@ -21,13 +21,14 @@ from .errors import NonFiniteLossError, TransferLabError
 from .metrics import negative_transfer_gap
 from .paths import checkpoint_dir
 from .runs import RunStore, config_key
+from .strategies import STRATEGIES
 from .train import StopFlag, Trainer, resolved_config
 
 # Settings that change how a run is observed or scheduled, not what it computes. A streamed run
 # trains on the same rows, step by step, as a resident one (tlcore.train.index_plan), so the data
 # mode and the number of loader workers are among them.
 _NOT_RESULT_FIELDS = ("log_every", "evals_per_epoch", "threads", "device", "data_dir", "data_mode", "loader_workers")
-NO_BASELINE = ("target_only", "oracle")
+NTG_BASELINE = "target_only"  # the reference that the negative-transfer gap is measured against
 
 
 def result_key(config: RunConfig) -> str:
@@ -43,9 +44,9 @@ def result_key(config: RunConfig) -> str:
 def baseline_config(config: RunConfig) -> RunConfig | None:
     """The matched ``target_only`` run for ``config``, or None when there is none
     (no labelled target budget, or ``config`` is itself a target-only reference)."""
-    if config.target_labels < 1 or config.strategy in NO_BASELINE:
+    if config.target_labels < 1 or STRATEGIES[config.strategy].role == "reference":
         return None
-    return config.replace(strategy="target_only", params={})
+    return config.replace(strategy=NTG_BASELINE, params={})
 
 
 @dataclass(frozen=True)

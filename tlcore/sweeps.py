@@ -163,7 +163,7 @@ def _check_transfer_strategy(name: str, what: str) -> None:
     if name not in STRATEGIES:
         from .errors import UnknownNameError
         raise UnknownNameError("strategy", name, STRATEGIES)
-    if name in ("target_only", "oracle"):
+    if not STRATEGIES[name].uses_source():
         raise ConfigError(f"{what} must use the source; {name!r} does not")
 
 

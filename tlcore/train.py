@@ -49,7 +49,7 @@ from .device import BatchSizeFit, auto_threads, choose_batch_size, describe_devi
 from .errors import ConfigError, NonFiniteLossError, UnknownNameError
 from .models import SplitModel, build_model
 from .strategies import STRATEGIES
-from .strategies.base import Phase, Stream, Strategy
+from .strategies.base import Context, Phase, Stream, StreamData, Strategy  # noqa: F401 (re-exported)
 
 EVAL_MMD_POINTS = 128
 EVAL_BATCH_SIZE = 1024         # rows per forward pass when evaluating resident data
@@ -59,23 +59,6 @@ _init_lock = threading.Lock()  # model init draws from torch's global RNG
 
 class StopFlag(Protocol):
     def is_set(self) -> bool: ...
-
-
-@dataclass
-class StreamData:
-    """One stream's inputs and labels.
-
-    Resident runs hold ``x`` (float32 or uint8) on the device. Streamed runs hold
-    it where the :class:`LoaderBatches` workers read it: a CPU tensor or
-    :class:`~tlcore.data.lazy.LazyImages` (decoded when read; indexing it gives
-    decoded rows). ``y`` is on the device either way.
-    """
-
-    x: Any
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 class _Sampler:
@@ -224,39 +207,6 @@ class LoaderBatches:
         """End the worker processes now (fresh loaders start new ones if used again): dropping
         the loaders frees their iterators, whose finalisers shut the workers down."""
         self._open()
-
-
-@dataclass
-class Context:
-    """What a strategy can see: the pair, the model, resident data and the schedule."""
-
-    config: RunConfig
-    params: Any
-    pair: DomainPair
-    model: SplitModel
-    device: torch.device
-    data: dict[str, StreamData]
-    modules: nn.ModuleDict = field(default_factory=nn.ModuleDict)
-    step: int = 0
-    total_steps: int = 1
-    steps_per_epoch: int = 1
-    batches: Any = None
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the run's steps done, in [0, 1] (drives ramps such as DANN's)."""
-        return min(1.0, self.step / max(1, self.total_steps))
-
-    @property
-    def streamed(self) -> bool:
-        """Whether the data streams through DataLoader workers (``data[n].x`` is then not on the device)."""
-        return getattr(self.batches, "mode", "resident") == "stream"
-
-    def inputs(self, name: str) -> Iterator[torch.Tensor]:
-        """Every input of stream ``name`` (e.g. ``"source"``) in row order, as float chunks on the
-        device, whether the data is resident or streamed: for once-per-run work such as
-        :meth:`~tlcore.strategies.base.Strategy.prepare` that needs all of a stream."""
-        return self.batches.inputs(name)
 
 
 def resolve_params(strategy: str, params: dict | None) -> Any:

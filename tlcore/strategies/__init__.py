@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .alignment import MMD, Coral
-from .base import Phase, Strategy
+from .base import ROLES, Phase, Strategy
 from .baselines import Oracle, SourceOnly, TargetOnly
 from .dann import DANN
 from .finetune import Finetune
@@ -19,4 +19,23 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "oracle": Oracle,
 }
 
-__all__ = ["STRATEGIES", "Strategy", "Phase"]
+
+
+def with_role(role: str) -> list[str]:
+    """The registered strategies of ``role`` (baseline, transfer or reference), in registry order."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    return [name for name, cls in STRATEGIES.items() if cls.role == role]
+
+
+def uses_source(name: str) -> bool:
+    """Whether strategy ``name`` trains on the source (every role but reference)."""
+    return STRATEGIES[name].uses_source()
+
+
+def adaptation_strategies() -> list[str]:
+    """Transfer strategies that use the unlabelled target inputs (domain adaptation proper)."""
+    return [name for name in with_role("transfer") if STRATEGIES[name].adapts()]
+
+
+__all__ = ["STRATEGIES", "ROLES", "Strategy", "Phase", "with_role", "uses_source", "adaptation_strategies"]

@@ -16,17 +16,26 @@ indexing or streamed through a DataLoader; see :mod:`tlcore.train`):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..train import Context
+    from ..config import RunConfig
+    from ..data.domain import DomainPair
+    from ..models import SplitModel
 
 STREAMS = ("source", "target", "target_labelled", "target_all")
+
+# What a strategy is, for every grouping the app, the CLI and the sweeps make (derived from the
+# registry, never from names):
+#   baseline:  trains on the source alone, no adaptation (the lower reference adaptation must beat);
+#   transfer:  uses the source and adapts to the target (target inputs, target labels or both);
+#   reference: never sees the source (target_only: the NTG baseline; oracle: the upper reference).
+ROLES = ("baseline", "transfer", "reference")
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,56 @@ class Stream:
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor
+
+
+@dataclass
+class StreamData:
+    """One stream's inputs and labels.
+
+    Resident runs hold ``x`` (float32 or uint8) on the device. Streamed runs hold
+    it where the loader workers read it (:class:`tlcore.train.LoaderBatches`): a CPU
+    tensor or :class:`~tlcore.data.lazy.LazyImages` (decoded when read; indexing it
+    gives decoded rows). ``y`` is on the device either way.
+    """
+
+    x: Any
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class Context:
+    """What a strategy can see: the pair, the model, resident data and the schedule."""
+
+    config: "RunConfig"
+    params: Any
+    pair: "DomainPair"
+    model: "SplitModel"
+    device: torch.device
+    data: dict[str, StreamData]
+    modules: nn.ModuleDict = field(default_factory=nn.ModuleDict)
+    step: int = 0
+    total_steps: int = 1
+    steps_per_epoch: int = 1
+    batches: Any = None
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the run's steps done, in [0, 1] (drives ramps such as DANN's)."""
+        return min(1.0, self.step / max(1, self.total_steps))
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the data streams through DataLoader workers (``data[n].x`` is then not on the device)."""
+        return getattr(self.batches, "mode", "resident") == "stream"
+
+    def inputs(self, name: str) -> Iterator[torch.Tensor]:
+        """Every input of stream ``name`` (e.g. ``"source"``) in row order, as float chunks on the
+        device, whether the data is resident or streamed: for once-per-run work such as
+        :meth:`Strategy.prepare` that needs all of a stream."""
+        return self.batches.inputs(name)
 
 
 Batch = Mapping[str, Stream]
@@ -71,8 +130,20 @@ class Strategy:
     name: ClassVar[str]
     summary: ClassVar[str]              # one line, shown in the app and the CLI
     Config: ClassVar[type] = NoConfig
-    uses_source: ClassVar[bool] = True
+    role: ClassVar[str] = "transfer"    # one of ROLES
+    # The streams its phases may draw (``target_labelled`` joins the supervised streams of most
+    # strategies whenever the run has a label budget; see :func:`supervised_streams`).
+    streams: ClassVar[frozenset[str]] = frozenset({"source", "target", "target_labelled"})
     needs_target_labels: ClassVar[bool] = False
+
+    @classmethod
+    def uses_source(cls) -> bool:
+        return "source" in cls.streams
+
+    @classmethod
+    def adapts(cls) -> bool:
+        """Whether it uses the unlabelled target inputs (domain adaptation proper)."""
+        return "target" in cls.streams
 
     def __init__(self, params: Any):
         self.params = params

@@ -7,6 +7,8 @@ from .base import Strategy, cross_entropy_phase
 class SourceOnly(Strategy):
     name = "source_only"
     summary = "Train on the labelled source, evaluate on the target: no adaptation (the lower reference)."
+    role = "baseline"
+    streams = frozenset({"source"})
 
     def phases(self, ctx):
         return [cross_entropy_phase("train", ("source",))]
@@ -15,7 +17,8 @@ class SourceOnly(Strategy):
 class TargetOnly(Strategy):
     name = "target_only"
     summary = "Train on the k labelled target examples alone: the baseline for the negative-transfer gap."
-    uses_source = False
+    role = "reference"
+    streams = frozenset({"target_labelled"})
     needs_target_labels = True
 
     def phases(self, ctx):
@@ -25,7 +28,8 @@ class TargetOnly(Strategy):
 class Oracle(Strategy):
     name = "oracle"
     summary = "Train on every labelled target training example: the upper reference."
-    uses_source = False
+    role = "reference"
+    streams = frozenset({"target_all"})
 
     def phases(self, ctx):
         return [cross_entropy_phase("train", ("target_all",))]

@@ -25,6 +25,7 @@ class Finetune(Strategy):
     summary = ("Pretrain on the source, then fine-tune on the k labelled target examples; "
                "freezing every feature block makes it a linear probe (feature extraction).")
     Config = FinetuneConfig
+    streams = frozenset({"source", "target_labelled"})
     needs_target_labels = True
 
     def phases(self, ctx):
