@@ -58,3 +58,38 @@ def test_single_seed_has_no_spread():
 def test_rejects_bad_input(gaps, confidence):
     with pytest.raises(ValueError):
         summarise_ntg(gaps, confidence=confidence)
+
+
+# --- one mean/sd and one NTG label for the whole lab ------------------------------------------------
+def test_mean_sd_matches_the_textbook_formula_and_one_value_has_no_spread():
+    import statistics
+
+    from tlcore.ntg import mean_sd
+
+    values = [0.81, 0.86, 0.79, 0.9]
+    mean, sd = mean_sd(values)
+    assert mean == pytest.approx(statistics.fmean(values), abs=1e-15)
+    assert sd == pytest.approx(statistics.stdev(values), abs=1e-15)
+    assert mean_sd([0.5]) == (0.5, None)  # not 0.0: one seed says nothing about spread
+    with pytest.raises(ValueError):
+        mean_sd([])
+
+
+def test_an_ntg_of_exactly_zero_is_no_effect_not_positive_transfer():
+    from tlcore.ntg import NEGATIVE_TRANSFER, NO_EFFECT, POSITIVE_TRANSFER, format_ntg, ntg_label
+
+    assert ntg_label(0.0) == NO_EFFECT
+    assert ntg_label(-0.0) == NO_EFFECT
+    assert ntg_label(1e-9) == NEGATIVE_TRANSFER
+    assert ntg_label(-1e-9) == POSITIVE_TRANSFER
+    assert "no effect" in format_ntg(0.0) and "positive" not in format_ntg(0.0)
+
+
+def test_format_ntg_of_a_summary_states_its_interval_and_label():
+    from tlcore.ntg import format_ntg, summarise_ntg
+
+    text = format_ntg(summarise_ntg([0.1, 0.12, 0.14]))
+    assert text.startswith("+0.120 ± 0.020 over 3 seeds, 95% CI [+0.070, +0.170]")
+    assert text.endswith("negative transfer")
+    assert format_ntg(summarise_ntg([0.1])).endswith("single seed")
+    assert format_ntg(None) == ""

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from tlcore.errors import ChecksumMismatch  # noqa: F401 (re-exported; defined in tlcore.errors)
+
 CHUNK_BYTES = 256 * 1024
 TIMEOUT_S = 30.0
 USER_AGENT = "transfer-lab (pytorch/vision)"
@@ -77,8 +79,6 @@ def current_progress() -> ProgressCallback | None:
     return _progress.get()
 
 
-class ChecksumMismatch(ValueError):
-    """A downloaded file's checksum differs from the expected one (the file is removed)."""
 
 
 def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCallback | None = None,

@@ -95,3 +95,19 @@ class RunNotFoundError(TransferLabError, KeyError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class RunStoreError(TransferLabError):
+    """The run database cannot be used: corrupt, unreadable, too new, or locked too long."""
+
+
+class StatusError(TransferLabError, ValueError):
+    """A run status that does not exist, or that is not allowed at this point."""
+
+
+class ChecksumMismatch(TransferLabError, ValueError):
+    """A downloaded file's checksum differs from the expected one (the file is removed)."""
+
+
+class DownloadStopped(TransferLabError):
+    """A download was stopped on request (the Stop button); the partial file is removed."""

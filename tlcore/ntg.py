@@ -22,14 +22,80 @@ __all__ = [
     "POSITIVE_TRANSFER",
     "WITHIN_NOISE",
     "SINGLE_SEED",
+    "NO_EFFECT",
     "NTGSummary",
     "summarise_ntg",
+    "mean_sd",
+    "ntg_label",
+    "format_ntg",
 ]
 
 NEGATIVE_TRANSFER = "negative transfer"
 POSITIVE_TRANSFER = "positive transfer"
 WITHIN_NOISE = "within noise"
 SINGLE_SEED = "single seed"
+NO_EFFECT = "no effect"
+
+
+def mean_sd(values: Iterable[float]) -> tuple[float, float | None]:
+    r"""Mean and sample standard deviation (``ddof=1``) of ``values``.
+
+    .. math:: \bar x = \frac1n \sum_i x_i, \qquad s = \sqrt{\tfrac{1}{n-1} \sum_i (x_i - \bar x)^2}
+
+    One value has no spread: its ``s`` is None, never 0.0 (0.0 would claim the
+    seeds agree exactly). This is the one place in the lab that computes a
+    mean and spread over seeds; summaries, sweeps, lessons and the pages call it.
+
+    Raises
+    ------
+    ValueError
+        No values.
+    """
+    xs = [float(v) for v in values]
+    if not xs:
+        raise ValueError("mean_sd needs at least one value")
+    n = len(xs)
+    mean = math.fsum(xs) / n
+    if n == 1:
+        return mean, None
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))
+
+
+def ntg_label(ntg: float) -> str:
+    """The plain label of one run's NTG: > 0 negative transfer, < 0 positive, exactly 0 no effect.
+
+    A single run has no interval, so this reads the sign alone; over seeds use
+    :func:`summarise_ntg`, whose label reads the t-interval.
+    """
+    ntg = float(ntg)
+    if not math.isfinite(ntg):
+        raise ValueError(f"an NTG must be finite, got {ntg}")
+    if ntg > 0.0:
+        return NEGATIVE_TRANSFER
+    if ntg < 0.0:
+        return POSITIVE_TRANSFER
+    return NO_EFFECT
+
+
+def format_ntg(ntg: "float | NTGSummary | None", digits: int = 3) -> str:
+    """One text form of an NTG for the CLI, tables and hover text.
+
+    A float (one run): ``+0.120 (negative transfer)``. A summary over seeds:
+    ``+0.120 ± 0.030 over 5 seeds, 95% CI [+0.083, +0.157]: negative transfer``
+    (one seed: ``+0.120 over 1 seed: single seed``). None gives ``""``.
+    """
+    if ntg is None:
+        return ""
+    if isinstance(ntg, NTGSummary):
+        s = ntg
+        text = f"{s.mean:+.{digits}f}"
+        if s.std is not None:
+            text += f" ± {s.std:.{digits}f}"
+        text += f" over {s.n} seed{'s' if s.n != 1 else ''}"
+        if s.ci_low is not None and s.ci_high is not None:
+            text += f", {s.confidence:.0%} CI [{s.ci_low:+.{digits}f}, {s.ci_high:+.{digits}f}]"
+        return f"{text}: {s.label}"
+    return f"{float(ntg):+.{digits}f} ({ntg_label(ntg)})"
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
 from tlcore import paths
-from tlcore.errors import RunNotFoundError, TransferLabError
+from tlcore.errors import RunNotFoundError, RunStoreError, StatusError, TransferLabError  # noqa: F401 (re-exported)
 
 __all__ = [
     "STATUSES",
@@ -108,12 +108,6 @@ _SELECT_RUNS = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
 _NEWEST_FIRST = " ORDER BY created_at DESC, rowid DESC"
 
 
-class RunStoreError(TransferLabError):
-    """The run database cannot be used: corrupt, unreadable, too new, or locked too long."""
-
-
-class StatusError(TransferLabError, ValueError):
-    """A run status that does not exist, or that is not allowed at this point."""
 
 
 def _check_status(status: str, allowed: tuple[str, ...] = STATUSES, what: str = "status") -> None:
