@@ -8,6 +8,8 @@ negative-transfer gap.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,15 +137,26 @@ def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: St
     assert result is not None
     metrics = _metrics_from(result)
     metrics.update(preprocessing_record(trainer))
-    ckpt = save_checkpoint(trainer, run_id)
-    base = baseline_config(config)
-    if with_baseline and base is not None and result.status == "done":
-        store.update_run(run_id, metrics=metrics, checkpoint_path=ckpt)  # visible while the baseline trains
-        b = find_or_run(base, store=store, stop=stop, tags={"baseline_of": run_id})
-        if b is not None:
-            metrics.update(baseline_run_id=b.run_id, target_only_accuracy=b.metrics["target_accuracy"],
-                           ntg=negative_transfer_gap(result.target_accuracy, b.metrics["target_accuracy"]))
-    store.finish(run_id, result.status, metrics, checkpoint_path=str(ckpt))
+    # Everything after training (checkpoint, matched baseline, final record) can still fail: a full
+    # disk, a baseline whose data went away, Ctrl-C while the baseline trains. The run is then
+    # finished as failed (or interrupted) with the reason, never left "running".
+    stage = "writing the checkpoint"
+    try:
+        ckpt = save_checkpoint(trainer, run_id)
+        base = baseline_config(config)
+        if with_baseline and base is not None and result.status == "done":
+            store.update_run(run_id, metrics=metrics, checkpoint_path=str(ckpt))  # visible while the baseline trains
+            stage = f"the matched {NTG_BASELINE} baseline"
+            b = find_or_run(base, store=store, stop=stop, tags={"baseline_of": run_id})
+            if b is not None:
+                metrics.update(baseline_run_id=b.run_id, target_only_accuracy=b.metrics["target_accuracy"],
+                               ntg=negative_transfer_gap(result.target_accuracy, b.metrics["target_accuracy"]))
+        stage = "recording the result"
+        store.finish(run_id, result.status, metrics, checkpoint_path=str(ckpt))
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.finish(run_id, status, metrics, error=f"after training, {stage}: {type(exc).__name__}: {exc}")
+        raise
     return RunOutcome(run_id, result.status, metrics)
 
 
@@ -158,10 +171,20 @@ def find_or_run(config: RunConfig, *, store: RunStore, stop: StopFlag | None = N
 
 
 def save_checkpoint(trainer: Trainer, run_id: str) -> Path:
+    """Write the run's checkpoint atomically: to a temporary file in the same directory, then
+    renamed over ``<run_id>.pt``, so a failed write (a full disk) never leaves a truncated
+    checkpoint under the final name; the temporary file is removed on failure."""
     path = checkpoint_dir() / f"{run_id}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": trainer.config.to_dict(), "model": trainer.model.state_dict(),
-                "modules": trainer.ctx.modules.state_dict(), "artifacts": trainer.artifacts()}, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{run_id}.", suffix=".pt.part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"config": trainer.config.to_dict(), "model": trainer.model.state_dict(),
+                        "modules": trainer.ctx.modules.state_dict(), "artifacts": trainer.artifacts()}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
