@@ -7,6 +7,7 @@ from .baselines import Oracle, SourceOnly, TargetOnly
 from .dann import DANN
 from .finetune import Finetune
 from .importance import ImportanceWeighting
+from .jdot import JDOT
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "target_only": TargetOnly,
@@ -16,6 +17,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "coral": Coral,
     "dann": DANN,
     "importance_weighting": ImportanceWeighting,
+    "jdot": JDOT,
     "oracle": Oracle,
 }
 
