@@ -1,6 +1,6 @@
 """Every session-state key of the app, in one place.
 
-Prefixes say what a key holds, and :func:`pages._ui.init_state` relies on them:
+Prefixes say what a key holds, and :func:`pages._state.init_state` relies on them:
 
 * ``w.``   the value of a widget that keeps its value across pages (seeded with
   :data:`DEFAULTS`, re-asserted on every run so that Streamlit does not drop it

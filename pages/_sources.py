@@ -42,7 +42,7 @@ from tlcore.paths import default_data_dir
 from tlcore.worker import Job, get_worker
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _state
 
 DOWNLOAD_POLL_S = 0.5
 HEADER_CHECK_LIMIT = 5000    # image files whose header the folder preview opens (per domain)
@@ -56,7 +56,7 @@ STATE_ICONS = {"ok": ":green[✔]", "extract": ":blue[⇩]", "missing": ":orange
 # --- data directory --------------------------------------------------------------------------------
 def data_root() -> Path:
     """The data directory in effect: the Data page's setting, else the default."""
-    return resolve_data_dir(ui.data_dir_setting() or None)
+    return resolve_data_dir(_state.data_dir_setting() or None)
 
 
 def _folders_root() -> Path:
@@ -229,7 +229,7 @@ def _downloads_tab(root: Path, dir_error: str | None) -> None:
         else:
             st.success(job.message)
     missing = any(s.state == "missing" for s in statuses)
-    st.button(f"Download {name}", key=K.DOWNLOAD_START, on_click=start_download, args=(name, ui.data_dir_setting()),
+    st.button(f"Download {name}", key=K.DOWNLOAD_START, on_click=start_download, args=(name, _state.data_dir_setting()),
               disabled=not missing, type="primary" if missing else "secondary",
               help="Fetch the missing files from their official mirrors through torchvision, verifying each "
                    "checksum, into the data directory." if missing else "Every file is present.")
@@ -346,7 +346,7 @@ def add_folder_choices(specs) -> list[str]:
 def _add_previewed() -> None:
     """Add button callback: offer every domain of the previewed folder."""
     try:
-        preview = _cached_preview(st.session_state.get(K.FOLDER_PATH, ""), ui.data_dir_setting())
+        preview = _cached_preview(st.session_state.get(K.FOLDER_PATH, ""), _state.data_dir_setting())
     except TransferLabError as exc:
         st.session_state[K.FOLDER_NOTICE] = ("error", str(exc))
         return
@@ -436,7 +436,7 @@ def _folder_tab(root: Path) -> None:
                    "(the resize shift under More shifts) for smaller, faster images.")
         return
     try:
-        preview = _cached_preview(str(text), ui.data_dir_setting())
+        preview = _cached_preview(str(text), _state.data_dir_setting())
     except TransferLabError as exc:
         st.warning(f"**This folder cannot be used.** {exc}")
         return
@@ -487,7 +487,7 @@ def _on_upload() -> None:
     uploaded = st.session_state.get(K.UPLOAD)
     if uploaded is None:
         return
-    result = import_zip(uploaded, uploaded.name, ui.data_dir_setting())
+    result = import_zip(uploaded, uploaded.name, _state.data_dir_setting())
     st.session_state[K.UPLOAD_RESULT] = result
     if result.archive is not None:
         add_folder_choices(result.archive.specs)
@@ -517,7 +517,7 @@ def _chosen_downloadables() -> list[str]:
     names = []
     for role in K.ROLES:
         choice = st.session_state.get(K.dataset(role))
-        name = ui.split_choice(choice)[0] if isinstance(choice, str) else None
+        name = _state.split_choice(choice)[0] if isinstance(choice, str) else None
         if name in SOURCES and name not in names:
             names.append(name)
     return names

@@ -33,7 +33,7 @@ from tlcore.sweeps import (ALL_LABELS, BudgetResult, ComparisonResult, GapRow, S
                            shift_gaps, spec_from_dict, sweep_to_dict, sweep_work)
 from tlcore.worker import Job, get_worker
 
-from pages import _ui as ui
+from pages import _figures, _runs, _state
 
 SWEEP_INTERVAL_S = 1.0      # how often a running sweep's curves are redrawn
 SHADE = "rgba(214, 39, 40, 0.18)"
@@ -52,7 +52,7 @@ _RESULTS_LOCK = threading.Lock()
 def start_sweep(spec: SweepSpec, before_only: bool = False) -> str:
     """Start ``spec`` in the worker; return the job id. ``before_only``: a source sweep's
     scores alone (its source_only runs, gaps and LogME), not the transfer runs."""
-    run_store = ui.store()
+    run_store = _runs.store()
     job_id = f"sweep-{uuid.uuid4().hex[:10]}"
 
     def keep(result: SweepResult) -> None:
@@ -105,7 +105,7 @@ def spec_key(spec: SweepSpec) -> str:
 
 def stored_count() -> int:
     """How many runs the store holds that are done: a cheap version number for cached results."""
-    return ui.store().count_runs(status="done")
+    return _runs.store().count_runs(status="done")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -135,13 +135,13 @@ def stored_result(spec: SweepSpec) -> SweepResult:
     """What the run store holds for ``spec``, nothing trained: with the shift sweep's input-space
     gaps and the source sweep's scores of its stored source_only runs. Cached until the store
     gains a done run."""
-    doc = _stored_result(str(ui.store().path), spec_key(spec), stored_count())
+    doc = _stored_result(str(_runs.store().path), spec_key(spec), stored_count())
     return with_gaps(result_from_dict(doc))
 
 
 def live_result(spec: SweepSpec) -> SweepResult:
     """The runs stored so far (no new training): cheap enough for every live redraw."""
-    return with_gaps(collect_sweep(spec, ui.store()))
+    return with_gaps(collect_sweep(spec, _runs.store()))
 
 
 def result_from_dict(doc: dict) -> SweepResult:
@@ -302,8 +302,8 @@ def budget_figure(result: BudgetResult, title: str | None = None) -> go.Figure:
     text = [f"{k} (all)" if clipped_all and k == max(ticks) else str(k) for k in ticks]
     fig.update_xaxes(type="log", tickvals=ticks, ticktext=text, title="labelled target examples per class (k)")
     fig.update_yaxes(title="target accuracy", range=[0, 1.05])
-    return _legend_below(ui.layout(fig, title or f"Label budget: {result.spec.source} → {result.spec.target}",
-                                   height=520))
+    return _legend_below(_figures.layout(fig, title or f"Label budget: {result.spec.source} → {result.spec.target}",
+                                         height=520))
 
 
 def shift_figure(result: ShiftResult, title: str | None = None) -> go.Figure:
@@ -336,7 +336,8 @@ def shift_figure(result: ShiftResult, title: str | None = None) -> go.Figure:
     fig.update_layout(yaxis={"title": "target accuracy", "range": [0, 1.08]},
                       yaxis2={"title": "input-space gap (MMD², PAD)", "overlaying": "y", "side": "right",
                               "rangemode": "tozero", "showgrid": False})
-    fig = _legend_below(ui.layout(fig, title or f"Shift strength: {spec.shift} ({spec.axis.side} side)", height=540))
+    fig = _legend_below(_figures.layout(fig, title or f"Shift strength: {spec.shift} ({spec.axis.side} side)",
+                                        height=540))
     fig.update_layout(margin={"r": 70})
     return fig
 
@@ -345,9 +346,9 @@ def _ntg_colour(summary) -> str:
     if summary is None:
         return "#999999"
     if summary.label == NEGATIVE_TRANSFER or (summary.n == 1 and summary.mean > 0):
-        return ui.BAD
+        return _figures.BAD
     if summary.label == POSITIVE_TRANSFER or (summary.n == 1 and summary.mean <= 0):
-        return ui.GOOD
+        return _figures.GOOD
     return "#999999"
 
 
@@ -364,7 +365,7 @@ def source_scores_figure(result: SourceResult, title: str | None = None) -> go.F
                              hovertemplate="LogME %{y:.3f}<extra></extra>"))
     fig.update_layout(barmode="group", yaxis={"title": "domain gap", "rangemode": "tozero"},
                       yaxis2={"title": "LogME", "overlaying": "y", "side": "right", "showgrid": False})
-    fig = ui.layout(fig, title or f"Before training: candidate sources for {result.spec.target}", height=420)
+    fig = _figures.layout(fig, title or f"Before training: candidate sources for {result.spec.target}", height=420)
     fig.update_layout(margin={"r": 70})
     return fig
 
@@ -380,7 +381,8 @@ def source_outcome_figure(result: SourceResult, title: str | None = None) -> go.
         hovertemplate="%{x}: NTG %{y:+.3f}<extra></extra>"))
     fig.add_hline(y=0, line_color="#333")
     fig.update_yaxes(title="NTG (positive = negative transfer)")
-    return ui.layout(fig, title or f"After training: what {result.spec.strategy} from each source gave", height=420)
+    return _figures.layout(fig, title or f"After training: what {result.spec.strategy} from each source gave",
+                           height=420)
 
 
 def score_vs_outcome_figure(result: SourceResult, score: str = "logme") -> go.Figure:
@@ -398,7 +400,7 @@ def score_vs_outcome_figure(result: SourceResult, score: str = "logme") -> go.Fi
         f"Spearman ρ = {corr.rho:+.2f} over {corr.n} sources"
     fig.update_xaxes(title=f"{names[score]} (before training)")
     fig.update_yaxes(title="NTG (after)")
-    return ui.layout(fig, f"{names[score]} vs outcome: {rho}", height=400)
+    return _figures.layout(fig, f"{names[score]} vs outcome: {rho}", height=400)
 
 
 def comparison_figure(result: ComparisonResult, title: str | None = None) -> go.Figure:
@@ -421,7 +423,7 @@ def comparison_figure(result: ComparisonResult, title: str | None = None) -> go.
     fig.update_yaxes(title="target accuracy", range=[0, 1.12])
     # long arm labels ("mmd weight 10, imbalanced target") wrap at their comma instead of overlapping
     fig.update_xaxes(tickangle=0, automargin=True, tickvals=shown, ticktext=[a.replace(", ", ",<br>") for a in shown])
-    return _legend_below(ui.layout(fig, title, height=480))
+    return _legend_below(_figures.layout(fig, title, height=480))
 
 
 def result_figures(result: SweepResult) -> list[tuple[str, go.Figure]]:
@@ -473,10 +475,10 @@ def plan_choices(result: SweepResult) -> list[tuple[str, Any]]:
 def rerun_point(planned) -> None:
     """Button callback: put a sweep point's config on the Data/Train pages and start it there."""
     try:
-        ui.apply_config(planned.config)
-        ui.start_run(planned.config, tags={"rerun_of_sweep_point": f"{planned.arm}|{planned.x}|{planned.seed}"})
+        _state.apply_config(planned.config)
+        _runs.start_run(planned.config, tags={"rerun_of_sweep_point": f"{planned.arm}|{planned.x}|{planned.seed}"})
     except TransferLabError as exc:
-        ui.flash(f"The run could not start: {exc}", kind="error")
+        _state.flash(f"The run could not start: {exc}", kind="error")
         return
     st.session_state["s.sweep.goto_train"] = True
 

@@ -3,14 +3,14 @@
 A teacher copies the link of a page (the sidebar shows it under "Link to this setup") and
 students who open it land on the same settings. A page declares its settings once::
 
-    ui.inside_app()
+    _shell.inside_app()
     _url.sync(_url.train_fields())                       # the Train page
     _url.sync([K.SEED, K.BUDGET, Field("w.nt.sweep", "sweep", choices=("budget", "shift"))])
 
 API
 ---
 ``sync(fields, *, own=(), link=True)``
-    Call it right after ``ui.inside_app()``, before the page draws a widget. ``fields`` is a
+    Call it right after ``_shell.inside_app()``, before the page draws a widget. ``fields`` is a
     sequence whose entries are
 
     * a session-state key (``str``): its URL name, codec, default and valid values come from
@@ -72,7 +72,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _state
 from tlcore.config import RunConfig, form_fields
 from tlcore.models import MODELS
 from tlcore.runs import STATUSES
@@ -146,7 +146,7 @@ def codec_for(value: Any) -> Codec:
 
 
 # --- fields ------------------------------------------------------------------------------------------
-_LOOKUP = object()  # Field.default: look the default up in the app's defaults (pages._ui.default_state)
+_LOOKUP = object()  # Field.default: look the default up in the app's defaults (pages._state.default_state)
 NO_DEFAULT = object()  # Field.default: the setting has no default and is always in the URL
 
 
@@ -194,8 +194,8 @@ def url_name(key: str) -> str:
 def _dataset_reason(choice: str) -> str | None:
     """Why ``choice`` cannot be a dataset of the Data page's select boxes (None when it can): one of
     the offered datasets, or a dataset with an argument such as ``folder:pets``."""
-    choices = ui.dataset_choices()
-    if choice in choices or ui.split_choice(choice)[1] is not None:
+    choices = _state.dataset_choices()
+    if choice in choices or _state.split_choice(choice)[1] is not None:
         return None
     return f"unknown dataset; choose one of {', '.join(choices)}"
 
@@ -226,16 +226,16 @@ KNOWN: dict[str, Field] = {
 def shift_fields(role: str) -> list[Field]:
     """The shift controls that apply to ``role``'s current dataset (read from session state:
     pass ``lambda: shift_fields(role)`` after the dataset's key)."""
-    kind = ui.dataset_info(st.session_state[K.dataset(role)]).kind
+    kind = _state.dataset_info(st.session_state[K.dataset(role)]).kind
     out = []
-    for c in ui.SHIFT_CONTROLS:
-        if not ui.applies(c, kind):
+    for c in _state.SHIFT_CONTROLS:
+        if not _state.applies(c, kind):
             continue
         key = K.shift(role, c.name)
         if isinstance(c.neutral, bool):
             out.append(Field(key, codec=BOOL))
         else:
-            lo, hi = ui.shift_range(c, kind)
+            lo, hi = _state.shift_range(c, kind)
             out.append(Field(key, codec=OPTIONAL_FLOAT if c.neutral is None else FLOAT, lo=lo, hi=hi))
     return out
 
@@ -293,7 +293,7 @@ class _Defaults:
     def get(self, f: Field) -> Any:
         if f.default is _LOOKUP:
             if self._app is None:
-                self._app = ui.default_state()
+                self._app = _state.default_state()
             return self._app.get(f.key, NO_DEFAULT)
         if f.default is NO_DEFAULT:
             return NO_DEFAULT

@@ -4,7 +4,7 @@ import io
 import streamlit as st
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _export, _figures, _ntg_view, _runs, _shell, _state
 from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.runs import ACTIVE_STATUSES, STATUSES
@@ -12,12 +12,12 @@ from tlcore.seeds import ntg_by_configuration
 from tlcore.strategies import STRATEGIES
 from tlcore.summary import summarise_by_strategy
 
-ui.inside_app()
+_shell.inside_app()
 
 st.title("Compare")
-ui.flash()
+_state.flash()
 state = st.session_state
-run_store = ui.store()
+run_store = _runs.store()
 records = run_store.list_runs()
 if not records:
     st.info("No runs stored yet: train one on the **Train** page or run a preset on **Lab**.")
@@ -52,7 +52,7 @@ chosen = [r for r in records
           if r.status in state[K.STATUS_FILTER] and r.strategy in state[K.STRATEGY_FILTER]
           and state[K.PAIR_FILTER] in (K.ALL_PAIRS, pair_of(r))]
 
-st.dataframe(ui.runs_frame(chosen), hide_index=True, column_config=ui.RUN_COLUMNS, key=K.COMPARE_TABLE)
+st.dataframe(_runs.runs_frame(chosen), hide_index=True, column_config=_runs.RUN_COLUMNS, key=K.COMPARE_TABLE)
 st.caption(f"{len(chosen)} of {len(records)} stored runs. NTG = target error with the source − target error of "
            "target_only on the same labelled target examples; positive (red) means negative transfer.")
 
@@ -69,12 +69,12 @@ for name, members in list(groups.items())[:6]:
     reference = next((s.mean for s in summaries if s.strategy == "target_only"), None)
     left, right = st.columns([3, 2], gap="large")
     with left:
-        ui.show_figure(ui.strategy_figure(summaries, "Target accuracy by strategy (mean ± std over seeds)",
-                                          reference), K.chart("compare", f"acc.{name}"))
+        _export.show_figure(_figures.strategy_figure(summaries, "Target accuracy by strategy (mean ± std over seeds)",
+                                                     reference), K.chart("compare", f"acc.{name}"))
     if any(s.ntg_mean is not None for s in summaries):
         with right:
-            ui.show_figure(ui.ntg_figure(summaries, "Negative-transfer gap vs target_only"),
-                           K.chart("compare", f"ntg.{name}"))
+            _export.show_figure(_figures.ntg_figure(summaries, "Negative-transfer gap vs target_only"),
+                                K.chart("compare", f"ntg.{name}"))
     else:
         right.caption("No NTG here: it needs labelled target examples (a target label budget) and a strategy "
                       "that uses the source.")
@@ -85,15 +85,15 @@ if len(groups) > 6:
 st.subheader("Negative-transfer gap over seeds, per configuration")
 by_configuration = ntg_by_configuration(finished)
 if by_configuration:
-    ntg_table = ui.ntg_seeds_frame(by_configuration)
-    st.dataframe(ui.style_ntg_verdicts(ntg_table), hide_index=True, column_config=ui.NTG_SEEDS_COLUMNS,
+    ntg_table = _ntg_view.ntg_seeds_frame(by_configuration)
+    st.dataframe(_ntg_view.style_ntg_verdicts(ntg_table), hide_index=True, column_config=_ntg_view.NTG_SEEDS_COLUMNS,
                  key=K.NTG_TABLE)
     st.caption("Runs that differ only in their seed form one configuration. NTG mean ± sd over its seeds, with "
                "the 95% Student-t interval of the mean: **red** when the whole interval is above 0 (negative "
                "transfer), **green** when below, **grey** when it contains 0 (within noise). One seed has no "
                "spread: run more seeds (change the seed in the sidebar).")
-    ui.csv_download(ntg_table, "Download this table as CSV", "transfer-lab-ntg-over-seeds.csv",
-                    K.download("compare", "ntg"))
+    _export.csv_download(ntg_table, "Download this table as CSV", "transfer-lab-ntg-over-seeds.csv",
+                         K.download("compare", "ntg"))
 else:
     st.caption("No finished run with an NTG matches the filters: the NTG needs labelled target examples (a "
                "target label budget) and a strategy that uses the source.")
@@ -105,15 +105,15 @@ def delete_selected() -> None:
     state[K.DELETE_CONFIRM] = False
     try:
         if run_store.get_run(run_id).status in ACTIVE_STATUSES:
-            ui.flash(f"Run {run_id} is still training: stop it on the Train page first.", kind="error")
+            _state.flash(f"Run {run_id} is still training: stop it on the Train page first.", kind="error")
             return
         run_store.delete_run(run_id)
     except TransferLabError as exc:
-        ui.flash(str(exc), kind="error")
+        _state.flash(str(exc), kind="error")
         return
     if state.get(K.RUN_ID) == run_id:
-        ui.attach(None)
-    ui.flash(f"Deleted run {run_id}.")
+        _runs.attach(None)
+    _state.flash(f"Deleted run {run_id}.")
 
 
 # --- the page -----------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ with left:
 with right:
     st.markdown("**Delete a run**")
     ids = [r.id for r in chosen]
-    labels = {r.id: ui.run_label(r) for r in chosen}
+    labels = {r.id: _runs.run_label(r) for r in chosen}
     if not ids:
         st.caption("No run matches the filters.")
     else:

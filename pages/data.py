@@ -2,14 +2,14 @@
 import streamlit as st
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _export, _figures, _runs, _shell, _state
 from pages import _url
 from pages._sources import render_data_sources
 from tlcore.data import SHIFTS
 from tlcore.errors import TransferLabError
 from tlcore.inspection import class_examples
 
-ui.inside_app()
+_shell.inside_app()
 _url.sync([K.SEED, *_url.data_fields()])  # the page's settings live in the URL (a shareable link)
 
 st.title("Data")
@@ -19,28 +19,28 @@ st.caption("Pick a source and a target (built-in domains, torchvision datasets o
 
 def domain_controls(role: str) -> None:
     st.subheader(role.capitalize())
-    st.selectbox("Dataset", ui.dataset_choices(), key=K.dataset(role), format_func=ui.dataset_label,
-                 help=ui.dataset_help())
-    kind = ui.dataset_info(st.session_state[K.dataset(role)]).kind
-    basic = [c for c in ui.SHIFT_CONTROLS if not c.advanced and ui.applies(c, kind)]
-    more = [c for c in ui.SHIFT_CONTROLS if c.advanced and ui.applies(c, kind)]
+    st.selectbox("Dataset", _state.dataset_choices(), key=K.dataset(role), format_func=_state.dataset_label,
+                 help=_state.dataset_help())
+    kind = _state.dataset_info(st.session_state[K.dataset(role)]).kind
+    basic = [c for c in _state.SHIFT_CONTROLS if not c.advanced and _state.applies(c, kind)]
+    more = [c for c in _state.SHIFT_CONTROLS if c.advanced and _state.applies(c, kind)]
     for c in basic:
         shift_widget(role, c, kind)
     with st.expander("More shifts"):
         for c in more:
             shift_widget(role, c, kind)
-    skipped = [c.name for c in ui.SHIFT_CONTROLS if not ui.applies(c, kind)]
+    skipped = [c.name for c in _state.SHIFT_CONTROLS if not _state.applies(c, kind)]
     if skipped:
         st.caption(f"Only for images: {', '.join(skipped)}.")
-    st.code(ui.spec_from_state(role), language=None)
+    st.code(_state.spec_from_state(role), language=None)
 
 
-def shift_widget(role: str, c: "ui.ShiftControl", kind: str) -> None:
+def shift_widget(role: str, c: "_state.ShiftControl", kind: str) -> None:
     key, help_text = K.shift(role, c.name), SHIFTS[c.name].help
     if isinstance(c.neutral, bool):
         st.checkbox(c.label, key=key, help=help_text)
         return
-    lo, hi = ui.shift_range(c, kind)
+    lo, hi = _state.shift_range(c, kind)
     value = st.session_state.get(key, c.neutral)
     if c.neutral is None:
         st.number_input(c.label, min_value=float(lo), max_value=float(hi), step=float(c.step), key=key,
@@ -61,13 +61,13 @@ st.number_input("Target label budget (labelled target examples per class; 0 = un
 if not render_data_sources():  # data directory, downloads, your own images; False: files still missing
     st.stop()
 
-source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
-seed, budget = ui.seed(), int(st.session_state[K.BUDGET])
+source, target = _state.spec_from_state("source"), _state.spec_from_state("target")
+seed, budget = _state.seed(), int(st.session_state[K.BUDGET])
 try:
     with st.spinner("Loading the pair…"):
-        pair = ui.load_pair(source, target, seed, budget)
+        pair = _runs.load_pair(source, target, seed, budget)
 except TransferLabError as exc:
-    st.error(ui.explain_pair_error(exc))
+    st.error(_state.explain_pair_error(exc))
     st.stop()
 
 st.divider()
@@ -77,26 +77,28 @@ if pair.kind == "image":
     for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
         rows = class_examples(domain.y_train, domain.num_classes, per_class=8, seed=seed)
         with column:
-            ui.show_figure(ui.image_grid_figure(domain.x_train, rows, domain.class_names, f"{role}: {domain.name}"),
-                           K.chart("data", f"grid.{role}"))
+            _export.show_figure(_figures.image_grid_figure(domain.x_train, rows, domain.class_names,
+                                                           f"{role}: {domain.name}"),
+                                K.chart("data", f"grid.{role}"))
 else:
     left, right = st.columns(2, gap="large")
     for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
         x = domain.x_train.numpy()
         with column:
-            ui.show_figure(ui.points_figure(x, domain.y_train.numpy(), domain.class_names,
-                                            f"{role}: {domain.name}", height=380),
-                           K.chart("data", f"points.{role}"))
+            _export.show_figure(_figures.points_figure(x, domain.y_train.numpy(), domain.class_names,
+                                                       f"{role}: {domain.name}", height=380),
+                                K.chart("data", f"points.{role}"))
 
-ui.show_figure(ui.class_balance_figure(pair.source.class_counts(), pair.target.class_counts(), pair.class_names),
-               K.chart("data", "balance"))
+_export.show_figure(_figures.class_balance_figure(pair.source.class_counts(), pair.target.class_counts(),
+                                                pair.class_names),
+                    K.chart("data", "balance"))
 
 st.subheader("Preprocessing")
 st.markdown("\n".join(f"- {line}" for line in pair.describe()))
 
 st.subheader("Domain gap before training")
 with st.spinner("Measuring the gap between the raw inputs…"):
-    gap, cloud = ui.pair_gap(source, target, seed)
+    gap, cloud = _runs.pair_gap(source, target, seed)
 a, b, c = st.columns(3)
 a.metric("MMD² (raw inputs)", f"{gap.mmd2:.4f}",
          help="Unbiased multi-kernel maximum mean discrepancy between the source and target training inputs "
@@ -108,4 +110,5 @@ c.metric("Proxy A-distance", f"{gap.pad:.2f}",
          help=f"2(1 − 2ε) for a linear domain classifier with held-out error ε (its accuracy: "
               f"{gap.domain_accuracy:.2f}). 0 = indistinguishable, 2 = perfectly separable.")
 view = "the inputs themselves (2-D)" if pair.input_shape == (2,) else "the first two principal components (PCA)"
-ui.show_figure(ui.cloud_figure(cloud, pair.class_names, f"Raw inputs by domain: {view}"), K.chart("data", "cloud"))
+_export.show_figure(_figures.cloud_figure(cloud, pair.class_names, f"Raw inputs by domain: {view}"),
+                    K.chart("data", "cloud"))

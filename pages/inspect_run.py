@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _export, _figures, _live, _ntg_view, _runs, _shell
 from pages import _url
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
@@ -12,11 +12,11 @@ from tlcore.runs import ACTIVE_STATUSES
 from tlcore.seeds import ntg_over_seeds
 from tlcore.worker import get_worker
 
-ui.inside_app()
+_shell.inside_app()
 
 st.title("Inspect")
 state = st.session_state
-run_store = ui.store()
+run_store = _runs.store()
 store_path = str(run_store.path)
 
 runs = [r for r in run_store.list_runs(status=("done", "stopped")) if r.checkpoint_path]
@@ -30,10 +30,10 @@ if state.get(K.INSPECT_RUN) not in by_id:
 _url.sync([_url.Field(K.INSPECT_RUN, codec=_url.STR, default=_url.NO_DEFAULT,
                       check=lambda i: None if i in by_id else "no finished run with this id in the run store"),
            K.PROJECTION, K.BY_CLASS])
-st.selectbox("Run", list(by_id), key=K.INSPECT_RUN, format_func=lambda i: ui.run_label(by_id[i]))
+st.selectbox("Run", list(by_id), key=K.INSPECT_RUN, format_func=lambda i: _runs.run_label(by_id[i]))
 rec = by_id[state[K.INSPECT_RUN]]
 config = RunConfig.from_dict(rec.config)
-ui.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
+_ntg_view.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
 
 # --- the source_only baseline: stored, training, or started now ------------------------------------
 training_baseline = None  # id of the baseline run while it trains
@@ -61,9 +61,9 @@ else:
 
 try:
     with st.spinner("Rebuilding the run from its checkpoint…"):
-        ins = ui.run_inspection(store_path, rec.id, rec.updated_at)
-        base_ins = ui.run_inspection(store_path, base.id, base.updated_at) if base is not None else None
-    pair = ui.load_pair(config.source, config.target, config.seed, config.target_labels, data_dir=config.data_dir)
+        ins = _runs.run_inspection(store_path, rec.id, rec.updated_at)
+        base_ins = _runs.run_inspection(store_path, base.id, base.updated_at) if base is not None else None
+    pair = _runs.load_pair(config.source, config.target, config.seed, config.target_labels, data_dir=config.data_dir)
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
@@ -74,13 +74,13 @@ if rec.strategy == "source_only":
     sides = sides[1:]
 
 
-@st.fragment(run_every=ui.PENDING_INTERVAL_S)
+@st.fragment(run_every=_live.PENDING_INTERVAL_S)
 def baseline_progress(run_id: str) -> None:
     """The baseline's progress while it trains; the whole page is drawn again once it is done."""
     status = run_store.get_run(run_id).status
     if status not in ACTIVE_STATUSES:
         st.rerun()
-    fraction, text = ui.progress(run_store.events(run_id), status)
+    fraction, text = _live.progress(run_store.events(run_id), status)
     st.info(f"Training the source_only baseline (run `{run_id}`, same pair, seed and schedule) to compare with.")
     st.progress(fraction, text=text)
 
@@ -114,7 +114,7 @@ a.segmented_control("Projection", list(K.PROJECTIONS), key=K.PROJECTION,
 b.toggle("Colour by class (source ●, target ◇)", key=K.BY_CLASS)
 method = state.get(K.PROJECTION) or K.PROJECTIONS[0]
 by_class = bool(state[K.BY_CLASS])
-umap_info = ui.umap_service().status()
+umap_info = _runs.umap_service().status()
 columns = st.columns(len(sides), gap="large")
 selected = None
 for column, (title, r, i) in zip(columns, sides):
@@ -124,7 +124,7 @@ for column, (title, r, i) in zip(columns, sides):
             continue
         coords, label = None, "PCA"
         if method == "UMAP" and not umap_info["error"]:
-            job = ui.umap_of_run(store_path, r.id, r.updated_at, i.features, r.seed or 0)
+            job = _runs.umap_of_run(store_path, r.id, r.updated_at, i.features, r.seed or 0)
             if job.done() and job.exception() is None:
                 coords, seconds = job.result()
                 label = f"UMAP ({seconds:.1f} s)"
@@ -137,10 +137,10 @@ for column, (title, r, i) in zip(columns, sides):
                            + "; the PCA preview is shown meanwhile.")
                 label = "PCA preview"
         if coords is None:
-            coords = ui.pca_of_run(store_path, r.id, r.updated_at)
-        fig = ui.embedding_figure(coords, i, by_class, f"{title}: {label}")
-        event = ui.show_figure(fig, K.selection(r.id), on_select="rerun", selection_mode=("points", "box"))
-        row = ui.selected_row(event, fig)
+            coords = _runs.pca_of_run(store_path, r.id, r.updated_at)
+        fig = _figures.embedding_figure(coords, i, by_class, f"{title}: {label}")
+        event = _export.show_figure(fig, K.selection(r.id), on_select="rerun", selection_mode=("points", "box"))
+        row = _figures.selected_row(event, fig)
         if row is not None:
             selected = (title, i, row)
 st.caption("Hover over a point for its domain, class and prediction; click (or box-select) one to see its input.")
@@ -151,12 +151,12 @@ if selected is not None:
     a, b = st.columns([1, 3])
     with a:
         if pair.kind == "image":
-            st.image(ui.upscale(ui.to_uint8_image(domain.x_test[idx]), 6), width=168)
+            st.image(_figures.upscale(_figures.to_uint8_image(domain.x_test[idx]), 6), width=168)
         else:
             st.code(f"x = {domain.x_test[idx].tolist()}", language=None)
     with b:
         names = i.class_names
-        st.markdown(f"**{ui.DOMAIN_NAMES[i.domain[row]]} test example #{idx}** (selected in *{title}*)  \n"
+        st.markdown(f"**{_figures.DOMAIN_NAMES[i.domain[row]]} test example #{idx}** (selected in *{title}*)  \n"
                     f"true class **{names[i.label[row]]}** · predicted by {title.split(' ')[0]}: "
                     f"**{names[i.prediction[row]]}**")
 
@@ -171,18 +171,18 @@ if ins.grid is not None:
     for column, (title, r, i) in zip(columns, sides):
         if i is not None and i.grid is not None:
             with column:
-                ui.show_figure(ui.boundary_figure(i.grid, pair, title, weights if i is ins else None),
-                               K.chart("inspect", f"boundary.{r.id}"))
+                _export.show_figure(_figures.boundary_figure(i.grid, pair, title, weights if i is ins else None),
+                                    K.chart("inspect", f"boundary.{r.id}"))
 elif weights is not None:
     st.subheader("Importance weights")
     st.caption("Source training examples weighted by the estimated density ratio p_target(x) / p_source(x).")
     order = np.argsort(weights)
     a, b = st.columns(2)
     a.markdown("**Highest weights** (look most like the target)")
-    a.image([ui.upscale(ui.to_uint8_image(pair.source.x_train[j]), 3) for j in order[::-1][:10]],
+    a.image([_figures.upscale(_figures.to_uint8_image(pair.source.x_train[j]), 3) for j in order[::-1][:10]],
             caption=[f"{weights[j]:.2f}" for j in order[::-1][:10]])
     b.markdown("**Lowest weights**")
-    b.image([ui.upscale(ui.to_uint8_image(pair.source.x_train[j]), 3) for j in order[:10]],
+    b.image([_figures.upscale(_figures.to_uint8_image(pair.source.x_train[j]), 3) for j in order[:10]],
             caption=[f"{weights[j]:.2f}" for j in order[:10]])
 # --- target errors ------------------------------------------------------------------------------------------
 st.subheader("Errors on the target test set")
@@ -190,26 +190,26 @@ columns = st.columns(len(sides), gap="large")
 for column, (title, r, i) in zip(columns, sides):
     if i is not None:
         with column:
-            ui.show_figure(ui.confusion_figure(i.confusion, i.class_names, f"Confusion matrix: {title}"),
-                           K.chart("inspect", f"confusion.{r.id}"))
+            _export.show_figure(_figures.confusion_figure(i.confusion, i.class_names, f"Confusion matrix: {title}"),
+                                K.chart("inspect", f"confusion.{r.id}"))
 bars = [(title.split(" ")[0], i.per_class_accuracy, colour)
-        for (title, _, i), colour in zip(sides, ("#9e9e9e", ui.TARGET_COLOUR)) if i is not None]
-ui.show_figure(ui.per_class_figure(bars, ins.class_names), K.chart("inspect", "per_class"))
+        for (title, _, i), colour in zip(sides, ("#9e9e9e", _figures.TARGET_COLOUR)) if i is not None]
+_export.show_figure(_figures.per_class_figure(bars, ins.class_names), K.chart("inspect", "per_class"))
 models = [(title.split(" ")[0], r.id, i) for title, r, i in sides if i is not None]
 a, b = st.columns(2)
 with a:
-    ui.csv_download(ui.per_class_frame(models, ins.class_names), "Download per-class accuracy as CSV",
-                    f"transfer-lab-run-{rec.id}-per-class.csv", K.download("inspect", "per_class"))
+    _export.csv_download(_export.per_class_frame(models, ins.class_names), "Download per-class accuracy as CSV",
+                         f"transfer-lab-run-{rec.id}-per-class.csv", K.download("inspect", "per_class"))
 with b:
-    ui.csv_download(ui.confusion_frame(models, ins.class_names), "Download the confusion matrices as CSV",
-                    f"transfer-lab-run-{rec.id}-confusion.csv", K.download("inspect", "confusion"))
+    _export.csv_download(_export.confusion_frame(models, ins.class_names), "Download the confusion matrices as CSV",
+                         f"transfer-lab-run-{rec.id}-confusion.csv", K.download("inspect", "confusion"))
 
 
 # --- keep checking what is still being computed ---------------------------------------------------------------
-@st.fragment(run_every=ui.PENDING_INTERVAL_S)
+@st.fragment(run_every=_live.PENDING_INTERVAL_S)
 def watch_umap(umaps: list) -> None:
     """Draw the page again once a UMAP has arrived."""
-    if any(ui.umap_done(store_path, run_id, updated_at) for run_id, updated_at in umaps):
+    if any(_runs.umap_done(store_path, run_id, updated_at) for run_id, updated_at in umaps):
         st.rerun()
 
 

@@ -2,13 +2,13 @@
 import streamlit as st
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _runs, _shell, _state
 from tlcore.presets import PRESETS
 
-ui.inside_app()
+_shell.inside_app()
 
 st.title("Transfer Lab")
-ui.flash()
+_state.flash()
 st.markdown(
     "**Transfer learning** reuses what a model learned on a *source* domain, where labels are plentiful, "
     "for a *target* domain, where they are scarce or missing. It works as long as the two domains are "
@@ -37,24 +37,24 @@ for column, preset in zip(columns, PRESETS.values()):
                    + (f" · {cfg.target_labels} labels/class" if cfg.target_labels else "")
                    + (f" · compared with {', '.join(preset.compare_with)}" if preset.compare_with else ""))
         st.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch",
-                  on_click=ui.run_preset, args=(preset.name,))
+                  on_click=_runs.run_preset, args=(preset.name,))
 if st.session_state.pop(K.GOTO_TRAIN, False):
     st.switch_page("pages/train.py")
 
 st.subheader("Recent runs")
-recent = ui.store().list_runs(limit=10)
+recent = _runs.store().list_runs(limit=10)
 if not recent:
     st.info("No runs yet. Start one with a preset above, or on the **Train** page.")
 else:
-    table = ui.runs_frame(recent)
-    event = st.dataframe(table, hide_index=True, column_config=ui.RUN_COLUMNS, on_select="rerun",
+    table = _runs.runs_frame(recent)
+    event = st.dataframe(table, hide_index=True, column_config=_runs.RUN_COLUMNS, on_select="rerun",
                          selection_mode="single-row", key=K.RECENT)
     rows = event["selection"]["rows"] if event else []
     if rows:
         chosen = recent[rows[0]]
         left, right, _ = st.columns([1, 1, 3])
         if left.button("Open on Train", key=K.OPEN_TRAIN):
-            ui.attach(chosen.id)
+            _runs.attach(chosen.id)
             st.switch_page("pages/train.py")
         if right.button("Inspect", key=K.OPEN_INSPECT, disabled=chosen.status not in ("done", "stopped")):
             st.session_state[K.INSPECT_RUN] = chosen.id

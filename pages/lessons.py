@@ -8,13 +8,13 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _sweep_ui as sw
-from pages import _ui as ui
+from pages import _export, _shell, _state
 from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.lessons import LESSONS, load_precomputed, precomputed_path
 from tlcore.sweeps import BudgetSweep, plan_sweep
 
-ui.inside_app()
+_shell.inside_app()
 sw.goto_train_if_requested()
 
 state = st.session_state
@@ -23,7 +23,7 @@ state.setdefault(K.LESSON, NAMES[0])
 _url.sync([_url.Field(K.LESSON, "lesson", default=NAMES[0], choices=NAMES)])  # a link opens one lesson
 
 st.title("Lessons")
-ui.flash()
+_state.flash()
 st.markdown("Six short lessons for a class. Each one is a small sweep on the built-in data, with a claim that "
             "Transfer Lab's tests check over three seeds. Pick one, read it out, then **show the result** "
             "(instant) or **run it live** and watch the curves fill in.")
@@ -113,7 +113,7 @@ def claims(result) -> None:
 def draw(result, live: bool = False) -> None:
     for fig_name, fig in sw.result_figures(result):
         fig.update_layout(title={"text": lesson.title})
-        ui.show_figure(fig, key=K.chart("lesson", f"{fig_name}{'.live' if live else ''}"))
+        _export.show_figure(fig, key=K.chart("lesson", f"{fig_name}{'.live' if live else ''}"))
 
 
 @st.fragment(run_every=sw.SWEEP_INTERVAL_S)

@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _sweep_ui as sw
-from pages import _ui as ui
+from pages import _export, _runs, _shell, _state
 from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.ntg import NEGATIVE_TRANSFER
@@ -17,7 +17,7 @@ from tlcore.sweeps import (ALL_LABELS, MAX_SOURCES, SWEEPABLE_SHIFTS, BudgetResu
                            ShiftSweep, SourceResult, SourceSweep, plan_sweep, spec_from_dict)
 from tlcore.config import RunConfig
 
-ui.inside_app()
+_shell.inside_app()
 sw.goto_train_if_requested()
 
 state = st.session_state
@@ -57,7 +57,7 @@ if _linked and sw.job(_linked) is not None:
         state[K.nt_state(_exp, "spec")] = sw.job_spec(_linked)
 
 st.title("Negative transfer")
-ui.flash()
+_state.flash()
 st.markdown(
     "Transfer learning does not always help. **Negative transfer** is when the model that uses the source ends "
     "*worse* on the target than a model trained on the target's few labels alone (`target_only`). Its size is the "
@@ -69,7 +69,7 @@ experiment = st.radio("Experiment", K.EXPERIMENTS, format_func=TITLES.get, key=K
 
 
 def seeds_of(count_key: str) -> tuple[int, ...]:
-    first = ui.seed()
+    first = _state.seed()
     return tuple(range(first, first + int(state[count_key])))
 
 
@@ -107,7 +107,7 @@ def common_settings(exp: str) -> None:
 
 
 def base_config(exp: str) -> RunConfig:
-    return RunConfig(epochs=int(state[K.nt(exp, "epochs")]), data_dir=ui.data_dir_setting())
+    return RunConfig(epochs=int(state[K.nt(exp, "epochs")]), data_dir=_state.data_dir_setting())
 
 
 def sweep_specs(spec) -> list[str]:
@@ -256,7 +256,7 @@ def verdict(result) -> None:
 def draw(result, exp: str, live: bool = False) -> None:
     suffix = ".live" if live else ""
     for name, fig in sw.result_figures(result):
-        ui.show_figure(fig, key=K.chart("nt", f"{exp}.{name}{suffix}"))
+        _export.show_figure(fig, key=K.chart("nt", f"{exp}.{name}{suffix}"))
     if isinstance(result, SourceResult) and result.summaries and not any(s.ntg for s in result.summaries):
         st.info("Only the *before* part is measured so far: run the transfer from each source to see what it gives.")
     if not live:
@@ -279,9 +279,9 @@ def live_view(exp: str, job_id: str, spec_dict: dict) -> None:
 planned = 0
 try:
     spec = BUILDERS[experiment]()
-    missing = ui.missing_downloads(spec.base, sweep_specs(spec))
+    missing = _runs.missing_downloads(spec.base, sweep_specs(spec))
     if missing:  # planning loads the data: never download from the page's thread, without progress
-        raise TransferLabError(ui.missing_downloads_message(missing, spec.base.data_dir, "come back here"))
+        raise TransferLabError(_runs.missing_downloads_message(missing, spec.base.data_dir, "come back here"))
     planned = len(plan_sweep(spec))  # resolves budgets and checks the specs before anything starts
     state[K.nt_state(experiment, "pending")] = spec.to_dict()
 except TransferLabError as exc:

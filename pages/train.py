@@ -4,7 +4,7 @@ import time
 import streamlit as st
 
 from pages import _keys as K
-from pages import _ui as ui
+from pages import _export, _live, _ntg_view, _runs, _shell, _state
 from pages import _url
 from tlcore.config import RunConfig, form_fields
 from tlcore.errors import RunNotFoundError
@@ -12,21 +12,21 @@ from tlcore.runs import ACTIVE_STATUSES
 from tlcore.seeds import ntg_over_seeds
 from tlcore.strategies import STRATEGIES
 
-ui.inside_app()
+_shell.inside_app()
 # The whole setup (seed, data, strategy and its hyperparameters, schedule) lives in the URL, beside the
 # run shown (?run=, handled below).
 _url.sync(_url.train_fields(), own=("run",))
 
 st.title("Train")
 state = st.session_state
-run_store = ui.store()
+run_store = _runs.store()
 
 # Reattach to the run named in the URL (a refresh, a shared link), or put ours there.
 url_run = st.query_params.get("run")
 if url_run and url_run != state.get(K.RUN_ID):
     try:
         run_store.get_run(url_run)
-        ui.attach(url_run)
+        _runs.attach(url_run)
     except RunNotFoundError:
         st.warning(f"No run with id {url_run!r} in the run store; it may have been deleted.")
         del st.query_params["run"]
@@ -38,13 +38,13 @@ try:
     record = run_store.get_run(run_id) if run_id else None
 except RunNotFoundError:  # deleted meanwhile (e.g. from the Compare page in another tab)
     st.warning(f"Run {run_id} is no longer in the run store.")
-    ui.attach(None)
+    _runs.attach(None)
     run_id, record = None, None
 active = record is not None and record.status in ACTIVE_STATUSES
 
 # --- settings -----------------------------------------------------------------------------------
-source, target = ui.spec_from_state("source"), ui.spec_from_state("target")
-st.markdown(f"**Data:** `{source}` → `{target}` · seed {ui.seed()} (sidebar)")
+source, target = _state.spec_from_state("source"), _state.spec_from_state("target")
+st.markdown(f"**Data:** `{source}` → `{target}` · seed {_state.seed()} (sidebar)")
 st.page_link("pages/data.py", label="Change the pair on the Data page", icon=":material/dataset:")
 
 with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
@@ -56,21 +56,21 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
         run_fields = {f.name: f for f in form_fields(RunConfig)}
         a, b = st.columns(2)
         with a:
-            ui.field_widget(run_fields["epochs"], K.EPOCHS, "Epochs")
-            ui.field_widget(run_fields["lr"], K.LR, "Learning rate")
+            _state.field_widget(run_fields["epochs"], K.EPOCHS, "Epochs")
+            _state.field_widget(run_fields["lr"], K.LR, "Learning rate")
         with b:
-            ui.field_widget(run_fields["batch_size"], K.BATCH_SIZE, "Batch size", step=8)
+            _state.field_widget(run_fields["batch_size"], K.BATCH_SIZE, "Batch size", step=8)
             st.number_input("Target labels per class", min_value=0, max_value=100, step=1, key=K.BUDGET,
                             help=run_fields["target_labels"].help)
-        kind = ui.dataset_info(state[K.dataset("source")]).kind
-        models = ui.model_choices(kind)
+        kind = _state.dataset_info(state[K.dataset("source")]).kind
+        models = _runs.model_choices(kind)
         if state.get(K.MODEL) not in models:  # e.g. resnet18 kept from image data, now on moons
             state[K.MODEL] = "auto"
         st.selectbox("Model", models, key=K.MODEL,
                      help="The network: auto (an MLP for 2-D points, a LeNet-style CNN for images) or, for images, "
                           "a torchvision backbone with ImageNet weights. finetune with freeze_depth = -1 on a "
                           "backbone is a linear probe on ImageNet features.")
-        st.caption(ui.model_note(state[K.MODEL], kind))
+        st.caption(_runs.model_note(state[K.MODEL], kind))
     with right:
         fields = form_fields(STRATEGIES[strategy].Config)
         if fields:
@@ -78,7 +78,7 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
             columns = st.columns(min(3, len(fields)))
             for i, f in enumerate(fields):
                 with columns[i % len(columns)]:
-                    ui.field_widget(f, K.param(strategy, f.name))
+                    _state.field_widget(f, K.param(strategy, f.name))
         else:
             st.markdown(f"**{strategy}** has no hyperparameters.")
         if STRATEGIES[strategy].needs_target_labels and state[K.BUDGET] < 1:
@@ -90,8 +90,8 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
 
 go_col, stop_col, summary_col = st.columns([1, 1, 4], vertical_alignment="center")
 go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:", disabled=active,
-              on_click=ui.start_from_state, width="stretch")
-stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=ui.stop_attached,
+              on_click=_runs.start_from_state, width="stretch")
+stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=_runs.stop_attached,
                 width="stretch")
 summary_col.caption(f"{strategy} · {state[K.MODEL]} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} · "
                     f"{state[K.BUDGET]} target labels/class")
@@ -108,12 +108,12 @@ def render_run(run_id: str, record=None) -> str:
     ``record`` is the run as last read from the store; it is read again only when the
     events cannot tell what happened (each store query costs a live refresh time).
     """
-    events, new = ui.pull_events(run_id)
+    events, new = _runs.pull_events(run_id)
     started = state.get(K.STARTED_AT)
     if started is not None:  # just started: wait a moment for the first point rather than a refresh
-        while not any(e["kind"] == "step" for e in events) and time.perf_counter() - started < ui.FIRST_POINT_WAIT_S:
+        while not any(e["kind"] == "step" for e in events) and time.perf_counter() - started < _live.FIRST_POINT_WAIT_S:
             time.sleep(0.02)
-            events, new = ui.pull_events(run_id)
+            events, new = _runs.pull_events(run_id)
     ended = any(e["kind"] == "result" for e in events)
     rec = record if record is not None and not ended and new else run_store.get_run(run_id)
     if started is not None and any(e["kind"] == "step" for e in events):
@@ -121,19 +121,19 @@ def render_run(run_id: str, record=None) -> str:
         state[K.STARTED_AT] = None
     st.markdown(f"**Run `{rec.id}`** · {rec.strategy} · `{rec.source}` → `{rec.target}` · "
                 f"{rec.target_labels} labels/class · seed {rec.seed} · **{rec.status}**")
-    fraction, text = ui.progress(events, rec.status)
+    fraction, text = _live.progress(events, rec.status)
     st.progress(fraction, text=text)
     if rec.status in ACTIVE_STATUSES and ended:
         st.info("Training the matched target_only run (same target labels and seed) for the negative-transfer gap…")
-    for i, (name, fig) in enumerate(ui.live_figures(events)):
+    for i, (name, fig) in enumerate(_live.live_figures(events)):
         if i % 2 == 0:
             columns = st.columns(2)
         with columns[i % 2]:
-            ui.show_figure(fig, K.chart("train", name))
+            _export.show_figure(fig, K.chart("train", name))
     return rec.status
 
 
-@st.fragment(run_every=ui.LIVE_INTERVAL_S)
+@st.fragment(run_every=_live.LIVE_INTERVAL_S)
 def live_view(run_id: str, record) -> None:
     """Redraws only this part of the page while the run trains (the rest of the page stays put)."""
     t0 = time.perf_counter()
@@ -142,8 +142,8 @@ def live_view(run_id: str, record) -> None:
     timings = (state.get(K.POLL_MS) or [])[-49:] + [ms]
     state[K.POLL_MS] = timings
     first = state.get(K.FIRST_POINT_S)
-    st.caption(f"Live view: refreshed every {ui.LIVE_INTERVAL_S:g} s; this refresh took {ms:.0f} ms "
-               f"(median {ui.median_ms(timings):.0f} ms)"
+    st.caption(f"Live view: refreshed every {_live.LIVE_INTERVAL_S:g} s; this refresh took {ms:.0f} ms "
+               f"(median {_live.median_ms(timings):.0f} ms)"
                + (f" · first live point {first:.2f} s after Start" if first is not None else ""))
     if status not in ACTIVE_STATUSES:
         st.rerun()  # the run has ended: redraw the whole page once, without the live refresh
@@ -155,11 +155,11 @@ def empty_view() -> None:
     when the first points arrive, which the browser does much faster than drawing new charts."""
     st.markdown("**No run yet**: press **Start**, or run a preset from the **Lab** page.")
     st.progress(0.0, text="not started")
-    for i, (name, fig) in enumerate(ui.live_figures([])):
+    for i, (name, fig) in enumerate(_live.live_figures([])):
         if i % 2 == 0:
             columns = st.columns(2)
         with columns[i % 2]:
-            ui.show_figure(fig, K.chart("train", name))
+            _export.show_figure(fig, K.chart("train", name))
 
 
 if run_id is None:
@@ -175,10 +175,10 @@ else:
         b.metric("Source accuracy", f"{rec.metrics.get('source_accuracy', float('nan')):.3f}")
         if "domain_accuracy" in rec.metrics:
             c.metric("Domain-discriminator accuracy", f"{rec.metrics['domain_accuracy']:.3f}")
-        ui.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
-        st.caption(ui.data_path_note(rec.metrics))
-        ui.csv_download(ui.curves_frame(ui.pull_events(rec.id)[0]), "Download the curves as CSV",
-                        f"transfer-lab-run-{rec.id}-curves.csv", K.download("train", "curves"))
+        _ntg_view.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
+        st.caption(_runs.data_path_note(rec.metrics))
+        _export.csv_download(_export.curves_frame(_runs.pull_events(rec.id)[0]), "Download the curves as CSV",
+                             f"transfer-lab-run-{rec.id}-curves.csv", K.download("train", "curves"))
         st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",
                      icon=":material/insights:")
         state[K.INSPECT_RUN] = rec.id  # the Inspect page opens on this run
@@ -187,5 +187,5 @@ else:
     timings = state.get(K.POLL_MS) or []
     first = state.get(K.FIRST_POINT_S)
     if timings:
-        st.caption(f"Live view refreshes took a median {ui.median_ms(timings):.0f} ms every "
-                   f"{ui.LIVE_INTERVAL_S:g} s" + (f"; first live point {first:.2f} s after Start" if first else ""))
+        st.caption(f"Live view refreshes took a median {_live.median_ms(timings):.0f} ms every "
+                   f"{_live.LIVE_INTERVAL_S:g} s" + (f"; first live point {first:.2f} s after Start" if first else ""))

@@ -1,10 +1,10 @@
-"""The app's pure helpers (pages/_ui.py): events to curves, progress text, shift controls."""
+"""The app's pure helpers (pages/_live.py, _state.py, _runs.py): events to curves, progress text, shift controls."""
 import pytest
 
 pytest.importorskip("streamlit")
 
 from pages import _keys as K  # noqa: E402
-from pages import _ui as ui  # noqa: E402
+from pages import _live, _state  # noqa: E402
 from tlcore.data import SHIFTS  # noqa: E402
 
 
@@ -22,49 +22,50 @@ def test_series_aligns_curves_and_marks_phase_changes():
     events = [{"kind": "started"}, step(10, "pretrain", task=1.0, total=1.0), evaluation(10, feature_mmd2=0.1),
               step(20, "pretrain", task=0.5, total=0.5), step(30, "finetune", task=0.4, domain=0.7, total=1.1),
               evaluation(30, feature_mmd2=0.05, domain_accuracy=0.6)]
-    s = ui.series(events)
+    s = _live.series(events)
     assert s["steps"] == [10, 20, 30] and s["phases"] == [(20, "finetune")]
     assert s["losses"] == {"task": [1.0, 0.5, 0.4], "domain": [None, None, 0.7]}  # "total" is not drawn
     assert s["extras"] == {"feature_mmd2": [0.1, 0.05], "domain_accuracy": [None, 0.6]}
-    names = [name for name, _ in ui.live_figures(events)]
+    names = [name for name, _ in _live.live_figures(events)]
     assert names == ["losses", "accuracy", "domain", "mmd"]
 
 
 def test_progress_reads_steps_and_eta_then_the_result():
-    fraction, text = ui.progress([step(25, task=1.0)], "running")
+    fraction, text = _live.progress([step(25, task=1.0)], "running")
     assert fraction == 0.25 and text.startswith("step 25 / 100") and "ETA 8 s" in text
-    assert ui.progress([], "queued") == (0.0, "starting…")
+    assert _live.progress([], "queued") == (0.0, "starting…")
     done = [step(40, task=1.0), {"kind": "result", "status": "stopped", "steps": 40, "elapsed_s": 4.0}]
-    fraction, text = ui.progress(done, "stopped")
+    fraction, text = _live.progress(done, "stopped")
     assert fraction == 0.4 and text.startswith("stopped after 40 / 100 steps")
 
 
 def test_long_curves_are_thinned_for_display_keeping_the_ends():
     events = [step(i, task=float(i)) for i in range(1, 2001)]
-    s = ui.thinned(ui.series(events))
-    assert len(s["steps"]) <= ui.MAX_CURVE_POINTS + 1
+    s = _live.thinned(_live.series(events))
+    assert len(s["steps"]) <= _live.MAX_CURVE_POINTS + 1
     assert s["steps"][0] == 1 and s["steps"][-1] == 2000 and s["losses"]["task"][-1] == 2000.0
 
 
 def test_every_engine_shift_has_a_control_and_specs_map_to_controls():
-    assert set(ui.CONTROLS) == set(SHIFTS)
-    values = ui.spec_state("target", "digits:rotate=30,invert,permute")
+    assert set(_state.CONTROLS) == set(SHIFTS)
+    values = _state.spec_state("target", "digits:rotate=30,invert,permute")
     assert values[K.dataset("target")] == "digits"
     assert values[K.shift("target", "rotate")] == 30.0 and values[K.shift("target", "invert")] is True
     assert values[K.shift("target", "permute")] == 1.0 and values[K.shift("target", "noise")] == 0.0
-    assert ui.spec_state("source", "moons:rotate=300")[K.shift("source", "rotate")] == 180.0  # clipped to the slider
+    rotate = _state.spec_state("source", "moons:rotate=300")[K.shift("source", "rotate")]
+    assert rotate == 180.0  # clipped to the slider
 
 
 def test_default_state_holds_every_strategy_parameter():
-    state = ui.default_state()
+    state = _state.default_state()
     assert state[K.param("dann", "weight")] == 1.0 and state[K.param("finetune", "reset_head")] is False
     assert all(key.startswith(("w.", "s.")) for key in state)
 
 
 def test_data_path_note_says_how_the_data_reached_the_model():
-    from pages import _ui as ui
-    assert ui.data_path_note({}) == ""
-    assert ui.data_path_note({"data_mode": "stream"}) == "Data streamed from disk through a DataLoader"
-    note = ui.data_path_note({"data_mode": "resident",
-                              "batch_size_fit": {"requested": 256, "chosen": 96, "tried": [], "device": "cuda"}})
+    from pages import _runs
+    assert _runs.data_path_note({}) == ""
+    assert _runs.data_path_note({"data_mode": "stream"}) == "Data streamed from disk through a DataLoader"
+    note = _runs.data_path_note({"data_mode": "resident",
+                                 "batch_size_fit": {"requested": 256, "chosen": 96, "tried": [], "device": "cuda"}})
     assert note == "Data resident on the device (batched by indexing); batch size reduced from 256 to 96 to fit GPU memory"

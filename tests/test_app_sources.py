@@ -432,17 +432,17 @@ def test_apply_config_restores_a_folder_dataset_and_the_data_directory():
         import streamlit as st
 
         from pages import _keys as K
-        from pages import _ui as ui
+        from pages import _state
         from tlcore.config import RunConfig
 
-        ui.init_state()
-        ui.apply_config(RunConfig(source="folder:office/amazon:resize=32", target="usps:invert",
-                                  data_dir="/srv/datasets"))
-        st.session_state["roundtrip"] = (ui.spec_from_state("source"), ui.spec_from_state("target"),
-                                         ui.config_from_state().data_dir, ui.dataset_choices()[-1])
+        _state.init_state()
+        _state.apply_config(RunConfig(source="folder:office/amazon:resize=32", target="usps:invert",
+                                      data_dir="/srv/datasets"))
+        st.session_state["roundtrip"] = (_state.spec_from_state("source"), _state.spec_from_state("target"),
+                                         _state.config_from_state().data_dir, _state.dataset_choices()[-1])
         st.session_state[K.DATA_DIR] = "/elsewhere"
-        ui.apply_config(RunConfig(source="moons", target="moons:rotate=30"))  # built-in data: setting kept
-        st.session_state["kept"] = ui.data_dir_setting()
+        _state.apply_config(RunConfig(source="moons", target="moons:rotate=30"))  # built-in data: setting kept
+        st.session_state["kept"] = _state.data_dir_setting()
 
     at = AppTest.from_function(script)
     at.run()

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("streamlit")
 
 from pages import _keys as K  # noqa: E402
-from pages._ui import SHIFT_CONTROLS  # noqa: E402
+from pages._state import SHIFT_CONTROLS  # noqa: E402
 from tests.test_app_pages import (_quiet_app, assert_clean, fake_run, finished_run,  # noqa: E402,F401
                                   open_page, wait_for_jobs)
 from tlcore.config import form_fields  # noqa: E402

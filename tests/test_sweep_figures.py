@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("streamlit")
 
 from pages import _sweep_ui as sw  # noqa: E402
+from pages._figures import BAD, GOOD  # noqa: E402
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.sweeps import (BudgetSweep, ComparisonSweep, GapRow, RunRow, ShiftSweep, SourceScore,  # noqa: E402
                            SourceSweep, _build, plan_sweep, sweep_to_dict)
@@ -112,7 +113,7 @@ def test_source_figures_show_scores_before_and_ntg_after_with_the_rank_correlati
     assert names == ["scores", "outcome", "logme_vs_ntg"]
     outcome = dict(sw.result_figures(result))["outcome"]
     assert list(outcome.data[0].y) == pytest.approx([-0.15, 0.05, 0.25])
-    assert list(outcome.data[0].marker.color) == [sw.ui.GOOD, sw.ui.BAD, sw.ui.BAD]
+    assert list(outcome.data[0].marker.color) == [GOOD, BAD, BAD]
     # LogME ranks permute first and it is the worst: rho(logme, ntg) = +0.5 (the wrong way)
     scatter = dict(sw.result_figures(result))["logme_vs_ntg"]
     assert "Spearman ρ = +0.50 over 3 sources" in scatter.layout.title.text

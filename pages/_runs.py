@@ -1,0 +1,283 @@
+"""Runs: the app's run store, starting and stopping runs in the background worker, reading a
+run's events, and the cached engine calls (pairs, gaps, inspections, projections).
+
+Nothing here trains a model or computes a metric itself; the engine (``tlcore``) does. Data
+and metrics are cached with ``st.cache_data`` (keyed by the run store path and run id where a
+run is involved); a model is never cached: the Inspect page rebuilds a stored run from its
+checkpoint.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from typing import Sequence
+
+import numpy as np
+import pandas as pd  # imported here, in the script thread, before any warm-up thread can import it half-way
+import streamlit as st
+
+from tlcore.api import baseline_config, load_trained
+from tlcore.config import RunConfig
+from tlcore.data import DomainPair, make_pair, parse_spec
+from tlcore.embed import project_pca
+from tlcore.errors import TransferLabError
+from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
+from tlcore.paths import default_store_path
+from tlcore.presets import PRESETS
+from tlcore.runs import RunRecord, RunStore
+from tlcore.worker import get_worker
+
+from pages import _keys as K
+from pages._state import data_dir_key, apply_config, config_from_state, flash
+from pages._umap_worker import service as umap_service
+
+_stores: dict[str, RunStore] = {}
+
+
+def store() -> RunStore:
+    """The run store of this app (``$TRANSFER_LAB_HOME/runs.sqlite`` or the user data directory).
+
+    One :class:`RunStore` per database path, reused: it holds no connection (each call opens
+    its own), and building one checks the schema, which costs connections that a live refresh
+    should not pay for every half second.
+    """
+    path = str(default_store_path())
+    if path not in _stores:
+        _stores[path] = RunStore(path)
+    return _stores[path]
+
+
+def attach(run_id: str | None) -> None:
+    """Make ``run_id`` the run the Train page shows (events are read again from the store)."""
+    state = st.session_state
+    state[K.RUN_ID] = run_id
+    state[K.EVENTS] = []
+    state[K.LAST_SEQ] = -1
+    state[K.POLL_MS] = []
+    state[K.FIRST_POINT_S] = None
+    if run_id:
+        st.query_params["run"] = run_id
+    elif "run" in st.query_params:
+        del st.query_params["run"]
+
+
+def start_run(config: RunConfig, tags: dict | None = None) -> str:
+    """Start ``config`` in the background worker and attach the Train page to it."""
+    run_id = get_worker().start_run(config, store(), tags=tags)
+    attach(run_id)
+    st.session_state[K.STARTED_AT] = time.perf_counter()
+    return run_id
+
+
+def data_path_note(metrics: dict) -> str:
+    """How a finished run's data reached the model: resident or streamed, and on a GPU the batch
+    size that fitted (see ``tlcore.api.preprocessing_record``)."""
+    mode = metrics.get("data_mode")
+    words = {"resident": "data resident on the device (batched by indexing)",
+             "stream": "data streamed from disk through a DataLoader"}.get(mode, "")
+    fit = metrics.get("batch_size_fit")
+    if isinstance(fit, dict) and fit.get("chosen") is not None:
+        if fit["chosen"] < fit["requested"]:
+            words += f"; batch size reduced from {fit['requested']} to {fit['chosen']} to fit GPU memory"
+        else:
+            words += f"; batch size {fit['chosen']} fits GPU memory"
+    words = words.lstrip("; ")
+    return words[:1].upper() + words[1:]
+
+
+def model_choices(kind: str) -> list[str]:
+    """``auto`` and the models that take ``kind`` ("vector" or "image") inputs."""
+    from tlcore.models import MODELS
+    return ["auto", *[name for name, info in MODELS.items() if kind in info.kinds]]
+
+
+def model_note(name: str, kind: str) -> str:
+    """What a model choice means for the run: its description and, for an ImageNet-pretrained
+    backbone, whether its weights are in the torch cache or will be downloaded at Start."""
+    from tlcore.models import MODELS
+    if name == "auto":
+        return f"auto: {'an MLP' if kind == 'vector' else 'the LeNet-style CNN'} for this pair"
+    info = MODELS[name]
+    note = f"{name}: {info.description}"
+    if "random_init" not in name and name in ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
+        from tlcore.backbones import weights_file
+        path, url, _ = weights_file(name)
+        note += (f". Weights in the torch cache ({path.name})." if path.is_file() else
+                 f". Weights not cached yet: Start downloads them ({url}); offline, the run stops with a clear "
+                 f"error, and {name}_random_init trains without them.")
+    return note
+
+
+def missing_downloads(config: RunConfig, specs: Sequence[str] = ()) -> list[str]:
+    """The torchvision datasets of ``config`` (its source and target, or ``specs`` when given)
+    with files missing from its data directory."""
+    from tlcore.data.torchvision_data import SOURCES, dataset_status
+    names: list[str] = []
+    for spec in (specs or (config.source, config.target)):
+        name = parse_spec(spec).dataset
+        if name in SOURCES and name not in names and any(
+                s.state == "missing" for s in dataset_status(name, config.data_dir or None)):
+            names.append(name)
+    return names
+
+
+def missing_downloads_message(names: Sequence[str], data_dir: str, then: str) -> str:
+    where = data_dir or "the default data directory"
+    return (f"{' and '.join(names)} {'is' if len(names) == 1 else 'are'} not downloaded into {where} yet. "
+            "Download on the Data page (Data sources → Download, with a progress bar), or run "
+            f"`tlcore download {' '.join(names)}`; then {then}.")
+
+
+def start_from_state() -> None:
+    """Start button callback: start the configured run, or keep the error to show. A dataset
+    whose files are missing is not downloaded here (in the page's thread, with no progress):
+    the Data page downloads it with a progress bar and a Stop button."""
+    st.session_state[K.TRAIN_ERROR] = None
+    try:
+        config = config_from_state()
+        missing = missing_downloads(config)
+        if missing:
+            st.session_state[K.TRAIN_ERROR] = missing_downloads_message(missing, config.data_dir,
+                                                                        "press Start again")
+            return
+        start_run(config)
+    except TransferLabError as exc:
+        st.session_state[K.TRAIN_ERROR] = str(exc)
+
+
+def stop_attached() -> None:
+    """Stop button callback: stop the attached run; the worker records it as stopped."""
+    run_id = st.session_state.get(K.RUN_ID)
+    if not run_id:
+        return
+    worker = get_worker()
+    if worker.job(run_id) is None:
+        st.session_state[K.TRAIN_ERROR] = (f"run {run_id} is not running in this app's process "
+                                           "(it was started elsewhere), so it cannot be stopped from here")
+        return
+    worker.stop(run_id, wait=1.5)
+
+
+def apply_preset(name: str) -> str:
+    """Fill the pages with preset ``name`` and start it, plus the strategies it compares with."""
+    preset = PRESETS[name]
+    apply_config(preset.config)
+    run_id = start_run(preset.config, tags={"preset": name})
+    baseline = baseline_config(preset.config)  # run_experiment trains it itself
+    automatic = baseline.strategy if baseline is not None else None
+    for strategy in preset.compare_with:
+        if strategy != automatic and strategy != preset.config.strategy:
+            get_worker().start_run(preset.config.replace(strategy=strategy, params={}), store(),
+                                   tags={"preset": name, "compare_with": run_id})
+    return run_id
+
+
+def run_preset(name: str) -> None:
+    """Preset button callback (it runs before any widget is drawn, so it may fill them all):
+    start the preset, then let the Lab page switch to Train."""
+    try:
+        apply_preset(name)
+    except TransferLabError as exc:
+        flash(f"The preset could not start: {exc}", kind="error")
+    else:
+        st.session_state[K.GOTO_TRAIN] = True
+
+
+def pull_events(run_id: str) -> tuple[list[dict], int]:
+    """Read the attached run's new events into session state (incremental, one query);
+    return all events so far and how many were new."""
+    state = st.session_state
+    new = store().events(run_id, after_seq=state.get(K.LAST_SEQ, -1))
+    if new:
+        state[K.EVENTS] = state.get(K.EVENTS, []) + new
+        state[K.LAST_SEQ] = new[-1]["seq"]
+    return state.get(K.EVENTS, []), len(new)
+
+
+def run_label(rec: RunRecord) -> str:
+    acc = rec.metrics.get("target_accuracy")
+    acc_text = f" · target acc {acc:.3f}" if isinstance(acc, (int, float)) else ""
+    return f"{rec.id} · {rec.strategy} · {rec.source} → {rec.target} · seed {rec.seed} · {rec.status}{acc_text}"
+
+
+def runs_frame(records: Sequence[RunRecord]):
+    """Stored runs as a table for st.dataframe (newest first)."""
+    rows = []
+    for r in records:
+        m = r.metrics
+        rows.append({
+            "id": r.id, "created": pd.Timestamp(r.created_at, unit="s").strftime("%Y-%m-%d %H:%M:%S"),
+            "status": r.status, "strategy": r.strategy, "source": r.source, "target": r.target,
+            "seed": r.seed, "labels/class": r.target_labels,
+            "target acc": m.get("target_accuracy"), "source acc": m.get("source_accuracy"),
+            "NTG": m.get("ntg"), "target_only acc": m.get("target_only_accuracy"),
+            "steps": m.get("steps"), "seconds": m.get("elapsed_s"),
+        })
+    return pd.DataFrame(rows, columns=["id", "created", "status", "strategy", "source", "target", "seed",
+                                       "labels/class", "target acc", "source acc", "NTG", "target_only acc",
+                                       "steps", "seconds"])
+
+
+RUN_COLUMNS = {
+    "target acc": st.column_config.NumberColumn(format="%.3f"),
+    "source acc": st.column_config.NumberColumn(format="%.3f"),
+    "NTG": st.column_config.NumberColumn(format="%+.3f", help="negative-transfer gap: target error with the "
+                                         "source − without it (positive = the source hurt)"),
+    "target_only acc": st.column_config.NumberColumn(format="%.3f"),
+    "seconds": st.column_config.NumberColumn(format="%.1f"),
+}
+
+
+# --- cached engine calls ---------------------------------------------------------------------------
+def load_pair(source: str, target: str, seed: int, budget: int, data_dir: str | None = None) -> DomainPair:
+    """``tlcore.data.make_pair``, cached; raises TransferLabError for a pair that cannot be made.
+
+    ``data_dir`` None means the Data page's setting (:func:`data_dir_setting`); "" the default."""
+    return _load_pair(source, target, seed, budget, data_dir_key(data_dir))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str) -> DomainPair:
+    # "auto", as a run: a folder too large to hold resident is streamed (images decoded on access)
+    return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None, data_mode="auto")
+
+
+def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -> tuple[GapReport, Cloud]:
+    """The gap between raw source and target inputs, and a 2-D view of them (PCA for images)."""
+    return _pair_gap(source, target, seed, data_dir_key(data_dir))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pair_gap(source: str, target: str, seed: int, data_dir: str) -> tuple[GapReport, Cloud]:
+    pair = _load_pair(source, target, seed, 0, data_dir)
+    return input_gap(pair, seed=seed), input_cloud(pair, max_points=500, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_inspection(store_path: str, run_id: str, updated_at: float) -> RunInspection:
+    """Features, predictions, feature-space gap and decision grid of a stored run (rebuilt from
+    its checkpoint; the model itself is not kept)."""
+    trainer, artifacts = load_trained(run_id, RunStore(store_path))
+    pair = trainer.pair
+    bounds = None
+    if pair.kind == "vector" and pair.input_shape == (2,):
+        import torch
+        bounds = grid_bounds(torch.cat([pair.source.x_train, pair.source.x_test,
+                                        pair.target.x_train, pair.target.x_test]))
+    return inspect_trainer(trainer, artifacts, seed=trainer.config.seed, grid_bounds_=bounds)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def pca_of_run(store_path: str, run_id: str, updated_at: float) -> np.ndarray:
+    return project_pca(run_inspection(store_path, run_id, updated_at).features)
+
+
+# --- UMAP in the background ----------------------------------------------------------------------
+def umap_of_run(store_path: str, run_id: str, updated_at: float, features: np.ndarray, seed: int) -> Future:
+    """The UMAP of a run's features, computed once per run in the helper process (see
+    ``pages._umap_worker``) while the page shows PCA; a future of ``(coords, seconds)``."""
+    return umap_service().project((store_path, run_id, updated_at), features, seed)
+
+
+def umap_done(store_path: str, run_id: str, updated_at: float) -> bool:
+    return umap_service().done((store_path, run_id, updated_at))

@@ -1,0 +1,114 @@
+"""The app around every page: the navigation, the shared sidebar (seed, figure export,
+device, UMAP status) and :func:`inside_app`, which each page calls first.
+
+``app.py`` only calls :func:`main`. The navigation lists the pages in :data:`PAGES`.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import streamlit as st
+
+from pages import _keys as K
+from pages import _runs, _state, _url
+from pages._umap_worker import service as umap_service
+
+# (file relative to app.py, title, icon, url path; None for the default page)
+PAGES = (
+    ("pages/lab.py", "Lab", ":material/science:", None),
+    ("pages/data.py", "Data", ":material/dataset:", "data"),
+    ("pages/train.py", "Train", ":material/model_training:", "train"),
+    ("pages/inspect_run.py", "Inspect", ":material/insights:", "inspect"),
+    ("pages/compare.py", "Compare", ":material/leaderboard:", "compare"),
+    ("pages/negative.py", "Negative transfer", ":material/trending_down:", "negative"),
+    ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
+)
+
+_app_run = threading.local()
+
+
+@contextmanager
+def app_page_run():
+    """Marks that :func:`main` is running a page through ``st.navigation`` (see :func:`inside_app`)."""
+    _app_run.active = True
+    try:
+        yield
+    finally:
+        _app_run.active = False
+
+
+def inside_app() -> None:
+    """Every page calls this first.
+
+    While no session has run app.py yet, Streamlit treats a folder called ``pages/`` next to
+    the main script as its older, folder-based navigation: the first request after the
+    server starts that names a page (a refresh of ``/train?run=…``) runs that file alone,
+    without app.py's state, sidebar and navigation. Then run the app, which draws the same
+    page through ``st.navigation`` (from then on the folder is ignored), and end the bare run.
+    """
+    if getattr(_app_run, "active", False):
+        return
+    main()
+    st.stop()
+
+
+def _quiet(fn) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - a warm-up that fails only costs time later
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def start_up(store_path: str) -> dict:
+    """Once per process and run store: start the warm-ups in the background (UMAP's numba
+    compilation, in the helper process that computes every UMAP (see pages/_umap_worker.py);
+    torch's first optimiser step, in a thread) and mark runs whose process died as interrupted.
+    ``TRANSFER_LAB_WARMUP=0`` skips the warm-ups (the page tests)."""
+    from tlcore.device import describe_device, select_device
+    from tlcore.train import warm_up
+
+    if os.environ.get("TRANSFER_LAB_WARMUP", "1") != "0":
+        umap_service().warm_up()
+        threading.Thread(target=_quiet, args=(warm_up,), name="torch-warmup", daemon=True).start()
+    return {"interrupted": _runs.store().mark_interrupted(), "device": describe_device(select_device("auto"))}
+
+
+def _sidebar(startup: dict) -> None:
+    st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
+                    help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
+    st.radio("Figure export", K.FIGURE_FORMATS, key=K.FIGURE_FORMAT, horizontal=True,
+             help="What the camera button of a chart's toolbar (top right of each chart) downloads: PNG "
+                  "(for slides) or SVG (vector, for papers).")
+    st.caption(f"**Device:** {startup['device']}")
+    umap = umap_service().status()
+    if umap["error"]:
+        st.caption(f"**UMAP:** unavailable ({umap['error']}); PCA is shown instead")
+    elif umap["ready"]:
+        st.caption(f"**UMAP:** ready (warmed up in {umap['seconds']:.0f} s)")
+    elif umap["started"]:
+        st.caption(f"**UMAP:** warming up in the background ({umap['seconds']:.0f} s so far)…")
+    if startup["interrupted"]:
+        st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session "
+                   "were marked interrupted.")
+
+
+def main() -> None:
+    """The whole app: page config, start-up, state, the navigation over :data:`PAGES`, the
+    sidebar, then the chosen page."""
+    st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
+    startup = start_up(str(_runs.store().path))
+    _state.init_state()
+
+    page = st.navigation([
+        st.Page(path, title=title, icon=icon, **({"default": True} if url_path is None else {"url_path": url_path}))
+        for path, title, icon, url_path in PAGES])
+
+    _url.apply_pending()  # a link's values for the sidebar's widgets (see pages/_url.py)
+    with st.sidebar:
+        _sidebar(startup)
+
+    with app_page_run():
+        page.run()
