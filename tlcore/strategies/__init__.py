@@ -8,6 +8,7 @@ from .dann import DANN
 from .finetune import Finetune
 from .importance import ImportanceWeighting
 from .jdot import JDOT
+from .rkd import RKD
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "target_only": TargetOnly,
@@ -18,6 +19,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "dann": DANN,
     "importance_weighting": ImportanceWeighting,
     "jdot": JDOT,
+    "rkd": RKD,
     "oracle": Oracle,
 }
 
