@@ -101,6 +101,20 @@ class RunStoreError(TransferLabError):
     """The run database cannot be used: corrupt, unreadable, too new, or locked too long."""
 
 
+class StoreCorruptError(RunStoreError):
+    """The run database file is not a usable SQLite database (``path`` names it).
+
+    :func:`tlcore.runs.quarantine_store` moves such a file aside so that a fresh store can start."""
+
+    def __init__(self, message: str, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class StoreReadOnlyError(RunStoreError):
+    """A write to a run store that was opened read-only (its file or folder cannot be written)."""
+
+
 class StatusError(TransferLabError, ValueError):
     """A run status that does not exist, or that is not allowed at this point."""
 

@@ -19,7 +19,19 @@ any number of concurrent readers:
   run or event batch is ever visible. Values are serialised to JSON *before*
   the transaction starts.
 * **Schema versioning** through ``PRAGMA user_version``; a fresh file is
-  migrated to :data:`SCHEMA_VERSION` on first open.
+  migrated to :data:`SCHEMA_VERSION` on first open, an older one upgraded.
+* **Heartbeats.** The process that runs a run stamps ``heartbeat_at`` with every
+  event batch. A queued or running run whose process is gone (killed with
+  ``kill -9``, a crash, a full disk that stopped even the failure handler) is
+  read back as ``interrupted`` by whoever lists it (see :meth:`RunStore.list_runs`):
+  a dead pid on this host, or no heartbeat for :data:`REMOTE_STALE_S` from another.
+* **Read-only stores.** A store whose file or folder cannot be written (or with
+  ``$TRANSFER_LAB_STORE_READONLY=1``) is opened read-only: runs can be listed,
+  and every write raises :class:`~tlcore.errors.StoreReadOnlyError`.
+* **Damaged rows and files.** A row whose JSON cannot be parsed is listed with
+  status ``"unreadable"`` (:data:`UNREADABLE`) instead of breaking the listing;
+  a file that is not a database raises :class:`~tlcore.errors.StoreCorruptError`,
+  and :func:`quarantine_store` moves it aside so that a fresh store can start.
 
 Any SQLite failure (a corrupt file, a path that cannot be opened, a lock held
 past the timeout) surfaces as :class:`RunStoreError` naming the database path.
@@ -28,7 +40,7 @@ Tables::
 
     runs(id, created_at, updated_at, status, source, target, strategy, seed,
          target_labels, config_json, config_key, metrics_json, checkpoint_path,
-         error, pid, hostname, tags_json)
+         error, pid, hostname, tags_json, heartbeat_at)
     events(run_id, seq, kind, payload_json)      -- unique index (run_id, seq)
 
 Example::
@@ -44,6 +56,7 @@ Example::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -53,19 +66,32 @@ import sys
 import threading
 import time
 import uuid
+from urllib.parse import quote
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
 
 from tlcore import paths
-from tlcore.errors import RunNotFoundError, RunStoreError, StatusError, TransferLabError  # noqa: F401 (re-exported)
+from tlcore.errors import (  # noqa: F401 (re-exported)
+    RunNotFoundError,
+    RunStoreError,
+    StatusError,
+    StoreCorruptError,
+    StoreReadOnlyError,
+    TransferLabError,
+)
 
 __all__ = [
     "STATUSES",
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "UNREADABLE",
+    "LISTED_STATUSES",
     "SCHEMA_VERSION",
+    "READONLY_ENV",
+    "StoreCorruptError",
+    "StoreReadOnlyError",
     "TABLE_COLUMNS",
     "RunStoreError",
     "StatusError",
@@ -77,6 +103,7 @@ __all__ = [
     "live_ids",
     "register_live",
     "unregister_live",
+    "quarantine_store",
 ]
 
 #: Every status a run can have.
@@ -85,9 +112,26 @@ STATUSES = ("queued", "running", "done", "failed", "stopped", "interrupted")
 ACTIVE_STATUSES = ("queued", "running")
 #: Statuses that :meth:`RunStore.finish` accepts.
 FINAL_STATUSES = ("done", "failed", "stopped", "interrupted")
+#: The status a listed run has when its stored row cannot be parsed (never stored).
+UNREADABLE = "unreadable"
+#: Every status a listed run can show: :data:`STATUSES` and :data:`UNREADABLE`.
+LISTED_STATUSES = STATUSES + (UNREADABLE,)
 
 #: Version of the schema this module writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+#: 2 added ``runs.heartbeat_at``.
+SCHEMA_VERSION = 2
+
+#: Set to 1 to open the run store read-only even where it could be written.
+READONLY_ENV = "TRANSFER_LAB_STORE_READONLY"
+
+#: A queued or running run of *this* process that no worker of it runs any more is read back
+#: as interrupted once its heartbeat is this old (seconds). The grace covers the moment between
+#: a run's record and its worker's registration (:func:`register_live`).
+LOCAL_STALE_S = 30.0
+#: A queued or running run of *another host* is read back as interrupted once its heartbeat is
+#: this old (seconds): its process cannot be checked from here. Long enough for an evaluation
+#: or a data load without events.
+REMOTE_STALE_S = 15 * 60.0
 
 #: Seconds a connection waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -101,9 +145,8 @@ _CONFIG_COLUMNS = ("source", "target", "strategy", "seed", "target_labels")
 _RUN_COLUMNS = (
     "id", "created_at", "updated_at", "status", "source", "target", "strategy", "seed",
     "target_labels", "config_json", "config_key", "metrics_json", "checkpoint_path",
-    "error", "pid", "hostname", "tags_json",
+    "error", "pid", "hostname", "tags_json", "heartbeat_at",
 )
-_SELECT_RUNS = f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs"
 # created_at can tie (coarse clocks); rowid keeps the insertion order then.
 _NEWEST_FIRST = " ORDER BY created_at DESC, rowid DESC"
 
@@ -156,6 +199,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_started_at(pid: int) -> float | None:
+    """When the process ``pid`` started (unix seconds, to about a second), where the OS tells
+    (Linux ``/proc``); None elsewhere or when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # Field 22 is the start time in clock ticks after boot; the name (field 2) may hold spaces.
+        ticks = int(stat[stat.rindex(")") + 2:].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def _pid_alive_windows(pid: int) -> bool:  # pragma: no cover - exercised on Windows only
     # os.kill(pid, 0) would *terminate* the process on Windows; ask the kernel instead.
     import ctypes
@@ -206,7 +263,12 @@ class RunRecord:
     final metrics (empty until :meth:`RunStore.finish`), ``tags`` a free dict
     such as ``{"sweep": "lr-grid", "baseline_of": "3f2a..."}``. Times are unix
     seconds. ``pid`` and ``hostname`` name the process that created the run or,
-    once it is running, the process that runs it.
+    once it is running, the process that runs it; ``heartbeat_at`` is when that
+    process last wrote events (None in rows stored before heartbeats existed).
+
+    A row whose JSON cannot be parsed is read with status :data:`UNREADABLE`, empty
+    ``config``/``metrics``/``tags`` and the reason in ``error``; its columns
+    (source, target, strategy, ...) are kept, and it can be deleted.
     """
 
     id: str
@@ -226,6 +288,7 @@ class RunRecord:
     pid: int | None
     hostname: str | None
     tags: dict[str, Any]
+    heartbeat_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -234,24 +297,42 @@ class RunRecord:
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> RunRecord:
+        status, error = row["status"], row["error"]
+        parsed: dict[str, dict[str, Any]] = {}
+        for field_name, column, required in (("config", "config_json", True),
+                                             ("metrics", "metrics_json", False),
+                                             ("tags", "tags_json", False)):
+            text = row[column]
+            try:
+                value = json.loads(text) if (text or required) else {}
+                if not isinstance(value, dict):
+                    raise ValueError(f"a JSON {type(value).__name__}, not an object")
+            except (TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+                parsed = {"config": {}, "metrics": {}, "tags": {}}
+                status = UNREADABLE
+                error = (f"unreadable record: its {column} is not valid ({exc}); stored status "
+                         f"{row['status']!r}. Delete the run, or repair the row with sqlite3")
+                break
+            parsed[field_name] = value
         return cls(
             id=row["id"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
-            status=row["status"],
+            status=status,
             source=row["source"],
             target=row["target"],
             strategy=row["strategy"],
             seed=row["seed"],
             target_labels=row["target_labels"],
-            config=json.loads(row["config_json"]),
+            config=parsed["config"],
             config_key=row["config_key"],
-            metrics=json.loads(row["metrics_json"]) if row["metrics_json"] else {},
+            metrics=parsed["metrics"],
             checkpoint_path=row["checkpoint_path"],
-            error=row["error"],
+            error=error,
             pid=row["pid"],
             hostname=row["hostname"],
-            tags=json.loads(row["tags_json"]) if row["tags_json"] else {},
+            tags=parsed["tags"],
+            heartbeat_at=row["heartbeat_at"],
         )
 
 
@@ -300,8 +381,13 @@ def _migrate_to_v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS events_run_seq ON events (run_id, seq)")
 
 
+def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+    # When the process that runs a run last showed signs of life (None: rows from before).
+    conn.execute("ALTER TABLE runs ADD COLUMN heartbeat_at REAL")
+
+
 # _MIGRATIONS[v] upgrades a database from user_version v to v + 1.
-_MIGRATIONS = (_migrate_to_v1,)
+_MIGRATIONS = (_migrate_to_v1, _migrate_to_v2)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -340,23 +426,103 @@ class RunStore:
         *,
         checkpoint_dir: str | os.PathLike[str] | None = None,
         timeout: float = BUSY_TIMEOUT_S,
+        readonly: bool | None = None,
     ):
         self.path = Path(path).expanduser() if path is not None else paths.default_store_path()
         self._checkpoint_dir = Path(checkpoint_dir).expanduser() if checkpoint_dir is not None else None
         self.timeout = float(timeout)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunStoreError(f"run store {self.path}: cannot create its directory ({exc})") from exc
-        self._init_schema()
+        #: Why the store is read-only (a sentence for the user), or None when it can be written.
+        self.readonly_reason: str | None = self._readonly_reason(readonly)
+        self._uri: str | None = None  # the read-only URI; None: open the path read-write
+        self._version = SCHEMA_VERSION
+        if self.readonly_reason is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunStoreError(f"run store {self.path}: cannot create its directory ({exc})") from exc
+            try:
+                self._init_schema()
+                return
+            except RunStoreError as exc:
+                # A read-only file system, or a file another user owns: access() may not tell.
+                if "readonly" not in str(exc) or not self.path.is_file():
+                    raise
+                self.readonly_reason = f"it cannot be written ({exc.__cause__})"
+        self._open_readonly()
 
     def __repr__(self) -> str:
-        return f"RunStore({str(self.path)!r})"
+        return f"RunStore({str(self.path)!r}{', readonly=True' if self.readonly else ''})"
+
+    @property
+    def readonly(self) -> bool:
+        """Whether the store was opened read-only (see :attr:`readonly_note`)."""
+        return self.readonly_reason is not None
+
+    @property
+    def readonly_note(self) -> str | None:
+        """What a read-only store means for the user, in one sentence; None when it is writable."""
+        if self.readonly_reason is None:
+            return None
+        return (f"The run store {self.path} is open read-only because {self.readonly_reason}: stored "
+                "runs can be viewed, but nothing can be trained, deleted or changed in it.")
 
     @property
     def checkpoint_dir(self) -> Path:
         """The directory whose checkpoint files :meth:`delete_run` may remove."""
         return self._checkpoint_dir if self._checkpoint_dir is not None else paths.checkpoint_dir()
+
+    # ------------------------------------------------------------------ read-only stores
+    def _readonly_reason(self, readonly: bool | None) -> str | None:
+        if readonly is None:
+            readonly = os.environ.get(READONLY_ENV, "").strip() not in ("", "0")
+            if readonly:
+                return f"${READONLY_ENV} is set"
+        elif readonly:
+            return "it was asked to be"
+        else:
+            return None
+        # SQLite writes the file, and in WAL mode creates -wal and -shm files beside it.
+        folder = self.path.parent
+        if self.path.is_file() and not os.access(self.path, os.W_OK):
+            return "its file cannot be written"
+        if self.path.is_file() and not os.access(folder, os.W_OK):
+            return f"its folder {folder} cannot be written"
+        return None
+
+    def _open_readonly(self) -> None:
+        """Open the existing file read-only: ``mode=ro`` where SQLite can still share its WAL
+        index, else ``immutable=1`` (a read-only folder: no ``-shm`` file can be made; the
+        file is then read as it is, which is all anyone can do with it)."""
+        if not self.path.is_file():
+            raise RunStoreError(f"run store {self.path} does not exist, and {self.readonly_reason}")
+        base = "file:" + quote(str(self.path.resolve()))
+        error: RunStoreError | None = None
+        for uri in (base + "?mode=ro", base + "?immutable=1"):
+            self._uri = uri
+            try:
+                with self._connection() as conn:
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except StoreCorruptError:
+                raise
+            except RunStoreError as exc:
+                error = exc
+                continue
+            self._check_version(version)
+            if version < 1:
+                raise RunStoreError(f"run store {self.path} is empty, and {self.readonly_reason}")
+            self._version = version  # an older schema is read as it is (it cannot be upgraded)
+            return
+        assert error is not None
+        raise error
+
+    def _check_writable(self) -> None:
+        if self.readonly_reason is not None:
+            raise StoreReadOnlyError(
+                f"run store {self.path} is read-only ({self.readonly_reason}); nothing can be "
+                "written to it. Make the file and its folder writable, or use another store "
+                f"(--store PATH, or $TRANSFER_LAB_HOME)"
+            )
 
     # ------------------------------------------------------------------ connections
     def _error(self, exc: sqlite3.DatabaseError) -> RunStoreError:
@@ -369,9 +535,11 @@ class RunStore:
             )
         if isinstance(exc, sqlite3.OperationalError):
             return RunStoreError(f"run store {self.path} cannot be used: {text}")
-        return RunStoreError(
+        return StoreCorruptError(
             f"run store {self.path} is not a valid Transfer Lab run database ({text}); "
-            "move the file away or delete it, and a new, empty store will be created"
+            "move the file away or delete it, and a new, empty store will be created "
+            "(`tlcore runs --quarantine` moves it aside)",
+            path=self.path,
         )
 
     @contextmanager
@@ -380,9 +548,12 @@ class RunStore:
         conn: sqlite3.Connection | None = None
         try:
             # isolation_level=None: no implicit transactions; _transaction() opens them explicitly.
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            if self._uri is not None:
+                conn = sqlite3.connect(self._uri, uri=True, timeout=self.timeout, isolation_level=None)
+            else:
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+                conn.execute("PRAGMA synchronous=NORMAL")  # per connection; durable enough under WAL
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA synchronous=NORMAL")  # per connection; durable enough under WAL
             yield conn
         except sqlite3.DatabaseError as exc:  # includes OperationalError, IntegrityError
             raise self._error(exc) from exc
@@ -396,8 +567,10 @@ class RunStore:
 
         ``BEGIN IMMEDIATE`` takes the write lock before the first read, so a
         read-then-write (e.g. the next event seq) cannot race another writer;
-        a busy lock is waited for up to ``timeout`` seconds.
+        a busy lock is waited for up to ``timeout`` seconds. A read-only store
+        raises :class:`~tlcore.errors.StoreReadOnlyError` before connecting.
         """
+        self._check_writable()
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -424,6 +597,13 @@ class RunStore:
             for migrate in _MIGRATIONS[version:]:
                 migrate(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def _select_runs(self) -> str:
+        columns = list(_RUN_COLUMNS)
+        if self._version < 2:  # a read-only store of an older schema, which cannot be upgraded
+            columns[columns.index("heartbeat_at")] = "NULL AS heartbeat_at"
+        return f"SELECT {', '.join(columns)} FROM runs"
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -461,10 +641,10 @@ class RunStore:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO runs (id, created_at, updated_at, status, source, target, strategy,"
-                " seed, target_labels, config_json, config_key, pid, hostname, tags_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " seed, target_labels, config_json, config_key, pid, hostname, tags_json, heartbeat_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, now, now, status, *columns, config_json, key,
-                 os.getpid(), socket.gethostname(), tags_json),
+                 os.getpid(), socket.gethostname(), tags_json, now),
             )
         return run_id
 
@@ -472,7 +652,8 @@ class RunStore:
         """Change a run's status (and set its error text when ``error`` is given).
 
         Setting ``"running"`` also records the calling process as the run's
-        ``pid``/``hostname``, which :meth:`mark_interrupted` checks.
+        ``pid``/``hostname`` and stamps its heartbeat, which :meth:`mark_interrupted`
+        and the listings check.
         """
         _check_status(status)
         now = time.time()
@@ -480,8 +661,8 @@ class RunStore:
             if status == "running":
                 cursor = conn.execute(
                     "UPDATE runs SET status = ?, updated_at = ?, error = COALESCE(?, error),"
-                    " pid = ?, hostname = ? WHERE id = ?",
-                    (status, now, error, os.getpid(), socket.gethostname(), run_id),
+                    " pid = ?, hostname = ?, heartbeat_at = ? WHERE id = ?",
+                    (status, now, error, os.getpid(), socket.gethostname(), now, run_id),
                 )
             else:
                 cursor = conn.execute(
@@ -572,6 +753,7 @@ class RunStore:
         the other keys are its JSON payload (a ``"seq"`` key is ignored). Seqs
         continue from the run's last one: 0, 1, 2, ... without gaps, also with
         several writers. Either every event of the batch is stored or none.
+        A non-empty batch also stamps the run's heartbeat (the writer is alive).
         """
         rows: list[tuple[str, str]] = []
         for index, event in enumerate(events):
@@ -591,8 +773,18 @@ class RunStore:
                     "INSERT INTO events (run_id, seq, kind, payload_json) VALUES (?, ?, ?, ?)",
                     [(run_id, last + 1 + i, kind, payload) for i, (kind, payload) in enumerate(rows)],
                 )
-                conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (time.time(), run_id))
+                now = time.time()
+                conn.execute("UPDATE runs SET updated_at = ?, heartbeat_at = ? WHERE id = ?", (now, now, run_id))
         return last + len(rows)
+
+    def heartbeat(self, *run_ids: str) -> None:
+        """Stamp the heartbeat of these runs: their process is alive (e.g. while a run waits for
+        its baseline, which writes the events). Unknown ids are ignored."""
+        if not run_ids:
+            return
+        with self._transaction() as conn:
+            conn.executemany("UPDATE runs SET heartbeat_at = ? WHERE id = ?",
+                             [(time.time(), run_id) for run_id in run_ids])
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run, its events and its checkpoint file.
@@ -627,46 +819,106 @@ class RunStore:
     def mark_interrupted(self) -> int:
         """Mark orphaned queued/running runs as ``"interrupted"``; return how many.
 
-        A queued or running run of this host is orphaned when its ``pid`` is no
-        longer alive or, for a run of this very process, when its id is not in
-        :data:`live_ids` (the worker that ran it is gone). Runs recorded on
-        another host are left alone: their process cannot be checked from here.
-        Call it when the app or CLI starts.
+        A queued or running run is orphaned when the process recorded as running it is gone:
+        on this host, its ``pid`` is no longer alive (or is alive but started after the run's
+        last heartbeat: the pid was reused); for a run of this very process, its id is not in
+        :data:`live_ids` (the worker that ran it is gone); on another host, its heartbeat is
+        older than :data:`REMOTE_STALE_S`. Call it when the app starts; the listings
+        (:meth:`list_runs`, :meth:`get_run`) apply the same rules on every read, with
+        :data:`LOCAL_STALE_S` of grace for runs of this process.
         """
-        host, me, live = socket.gethostname(), os.getpid(), _live_snapshot()
-        marked = 0
+        if self.readonly:
+            return 0
+        return len(self._interrupt_orphans(local_grace_s=0.0))
+
+    def _orphan_reason(self, run: RunRecord, now: float, local_grace_s: float) -> str | None:
+        """Why ``run`` (queued or running) has no process left to finish it; None if it may have."""
+        if run.status not in ACTIVE_STATUSES:
+            return None
+        host, beat = socket.gethostname(), run.heartbeat_at if run.heartbeat_at is not None else run.updated_at
+        silent = now - beat
+        where = f"pid {run.pid} on {run.hostname or host}"
+        if run.hostname is not None and run.hostname != host:
+            if silent <= REMOTE_STALE_S:
+                return None  # its process cannot be checked from here; it spoke recently
+            return f"its process ({where}) has given no sign of life for {silent / 60:.0f} minutes"
+        if run.pid == os.getpid():
+            if run.id in _live_snapshot() or silent <= local_grace_s:
+                return None
+            return f"no worker of its process ({where}) runs it any more"
+        if run.pid is not None and _pid_alive(run.pid):
+            started = _process_started_at(run.pid) if run.heartbeat_at is not None else None
+            # The process with this pid started after the run's last heartbeat: a reused pid.
+            if started is None or silent <= LOCAL_STALE_S or started <= run.heartbeat_at + 2.0:
+                return None
+        return f"its process ({where}) ended before the run finished"
+
+    def _interrupt_orphans(self, local_grace_s: float, ids: Iterable[str] | None = None) -> dict[str, RunRecord]:
+        """Store orphaned active runs (all, or those of ``ids``) as interrupted; return them as stored.
+
+        The rows are read again under the write lock, so a run that its process finished or
+        beat meanwhile is left alone.
+        """
+        sql = self._select_runs + " WHERE status IN (?, ?)"
+        params: list[Any] = list(ACTIVE_STATUSES)
+        if ids is not None:
+            ids = list(ids)
+            sql += f" AND id IN ({', '.join('?' * len(ids))})"
+            params += ids
+        changed: dict[str, RunRecord] = {}
         with self._transaction() as conn:
-            rows = conn.execute(
-                "SELECT id, pid, hostname FROM runs WHERE status IN (?, ?)", ACTIVE_STATUSES
-            ).fetchall()
-            for row in rows:
-                run_id, pid, run_host = row["id"], row["pid"], row["hostname"]
-                if run_host is not None and run_host != host:
+            now = time.time()
+            for row in conn.execute(sql, params).fetchall():
+                run = RunRecord._from_row(row)
+                reason = self._orphan_reason(run, now, local_grace_s)
+                if reason is None:
                     continue
-                if pid == me:
-                    if run_id in live:
-                        continue
-                    reason = f"no worker of its process (pid {pid} on {host}) runs it any more"
-                elif pid is not None and _pid_alive(pid):
-                    continue
-                else:
-                    reason = f"its process (pid {pid} on {run_host or host}) ended before the run finished"
                 conn.execute(
                     "UPDATE runs SET status = 'interrupted', updated_at = ?, error = COALESCE(error, ?)"
                     " WHERE id = ?",
-                    (time.time(), f"interrupted: {reason}", run_id),
+                    (now, f"interrupted: {reason}", run.id),
                 )
-                marked += 1
-        return marked
+                changed[run.id] = dataclasses.replace(run, status="interrupted", updated_at=now,
+                                                      error=run.error or f"interrupted: {reason}")
+        return changed
+
+    def _settle(self, runs: list[RunRecord]) -> list[RunRecord]:
+        """``runs`` with every orphaned queued/running run shown as interrupted, whoever lists
+        them; stored so where the store can be written (one write, only when there are some)."""
+        now = time.time()
+        orphans = {r.id: reason for r in runs
+                   if (reason := self._orphan_reason(r, now, LOCAL_STALE_S)) is not None}
+        if not orphans:
+            return runs
+        stored: dict[str, RunRecord] | None = None
+        if not self.readonly:
+            try:
+                stored = self._interrupt_orphans(LOCAL_STALE_S, ids=orphans)
+            except RunStoreError:
+                pass  # a locked or full store: shown as interrupted now, stored by a later reader
+        settled = []
+        for run in runs:
+            if stored is not None:
+                # Stored: what was written; an orphan that was not had finished or beaten meanwhile.
+                run = stored.get(run.id, run)
+            elif run.id in orphans:
+                run = dataclasses.replace(run, status="interrupted",
+                                          error=run.error or f"interrupted: {orphans[run.id]}")
+            settled.append(run)
+        return settled
 
     # ------------------------------------------------------------------ reading
     def get_run(self, run_id: str) -> RunRecord:
-        """The run with this id; :class:`~tlcore.errors.RunNotFoundError` when there is none."""
+        """The run with this id; :class:`~tlcore.errors.RunNotFoundError` when there is none.
+
+        An orphaned queued/running run reads as interrupted (see :meth:`mark_interrupted`),
+        a row that cannot be parsed as :data:`UNREADABLE`.
+        """
         with self._connection() as conn:
-            row = conn.execute(_SELECT_RUNS + " WHERE id = ?", (run_id,)).fetchone()
+            row = conn.execute(self._select_runs + " WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise _not_found(run_id)
-        return RunRecord._from_row(row)
+        return self._settle([RunRecord._from_row(row)])[0]
 
     def events(
         self,
@@ -709,27 +961,39 @@ class RunStore:
     ) -> list[RunRecord]:
         """Stored runs, newest first, optionally filtered (exact matches) and capped.
 
-        ``status`` is one status or several (e.g. ``ACTIVE_STATUSES``).
+        ``status`` is one status or several (e.g. ``ACTIVE_STATUSES``) of
+        :data:`LISTED_STATUSES`, and filters on the status as listed: an orphaned
+        queued/running run is listed as ``interrupted`` (see :meth:`mark_interrupted`),
+        a row whose JSON cannot be parsed as :data:`UNREADABLE` (the others are listed
+        all the same).
         """
         clauses: list[str] = []
         params: list[Any] = []
+        statuses: list[str] | None = None
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             for s in statuses:
-                _check_status(s)
-            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params += statuses
+                _check_status(s, LISTED_STATUSES)
+            stored = set(statuses) | (set(ACTIVE_STATUSES) if "interrupted" in statuses else set())
+            if UNREADABLE not in statuses:  # an unreadable row can have any stored status
+                clauses.append(f"status IN ({', '.join('?' * len(stored))})")
+                params += sorted(stored)
         for column, value in (("strategy", strategy), ("source", source), ("target", target)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        sql = _SELECT_RUNS + (" WHERE " + " AND ".join(clauses) if clauses else "") + _NEWEST_FIRST
-        if limit is not None:
+        sql = self._select_runs + (" WHERE " + " AND ".join(clauses) if clauses else "") + _NEWEST_FIRST
+        if limit is not None and statuses is None:  # else the status as listed decides: capped below
             sql += " LIMIT ?"
             params.append(int(limit))
         with self._connection() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [RunRecord._from_row(row) for row in rows]
+        runs = self._settle([RunRecord._from_row(row) for row in rows])
+        if statuses is not None:
+            runs = [r for r in runs if r.status in statuses]
+            if limit is not None:
+                runs = runs[: max(int(limit), 0)]
+        return runs
 
     def count_runs(self, status: str | None = None) -> int:
         """How many runs are stored (with this status): one cheap query, e.g. a cache version."""
@@ -742,16 +1006,20 @@ class RunStore:
             return int(conn.execute(sql, params).fetchone()[0])
 
     def find_run(self, config_key: str, status: str | None = "done") -> RunRecord | None:
-        """The newest run with this :func:`config_key` (and status; None = any), or None."""
-        sql = _SELECT_RUNS + " WHERE config_key = ?"
+        """The newest readable run with this :func:`config_key` (and status; None = any), or None."""
+        sql = self._select_runs + " WHERE config_key = ?"
         params: list[Any] = [config_key]
         if status is not None:
             _check_status(status)
             sql += " AND status = ?"
             params.append(status)
         with self._connection() as conn:
-            row = conn.execute(sql + _NEWEST_FIRST + " LIMIT 1", params).fetchone()
-        return RunRecord._from_row(row) if row is not None else None
+            rows = conn.execute(sql + _NEWEST_FIRST, params).fetchall()
+        for row in rows:
+            run = self._settle([RunRecord._from_row(row)])[0]
+            if run.status != UNREADABLE and (status is None or run.status == status):
+                return run
+        return None
 
     def export_csv(self, path_or_file: str | os.PathLike[str] | IO[str], runs: Iterable[RunRecord] | None = None) -> int:
         """Write runs (default: all, newest first) as CSV, one row each; return the row count.
@@ -817,3 +1085,45 @@ def _write_csv(handle: IO[str], fieldnames: list[str], rows: list[dict[str, Any]
     writer = csv.DictWriter(handle, fieldnames=fieldnames)
     writer.writeheader()
     writer.writerows(rows)
+
+
+# --------------------------------------------------------------------------- damaged files
+def quarantine_store(path: str | os.PathLike[str] | None = None) -> Path:
+    """Move a corrupt run store aside so that a fresh, empty one starts in its place.
+
+    The file (with its ``-wal`` and ``-shm`` files, which hold its last commits) is renamed
+    to ``<name>.corrupt-<YYYYmmdd-HHMMSS>`` in the same folder and kept: nothing is deleted,
+    and ``sqlite3 <that file> .recover | sqlite3 <new file>`` may get runs back out of it.
+    Returns the new name of the moved file. The next :class:`RunStore` on ``path`` creates
+    the fresh store.
+
+    Raises :class:`~tlcore.errors.RunStoreError` when the file is missing, or is usable (a
+    store that is only locked, read-only or too new is never moved).
+    """
+    path = Path(path).expanduser() if path is not None else paths.default_store_path()
+    if not path.is_file():
+        raise RunStoreError(f"run store {path} does not exist: nothing to move aside")
+    try:
+        store = RunStore(path)
+        with store._connection() as conn:
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            conn.execute("SELECT COUNT(*) FROM runs").fetchone()
+        if check != "ok":
+            raise StoreCorruptError(f"run store {path} fails SQLite's check: {check}", path=path)
+    except StoreCorruptError:
+        pass
+    else:
+        raise RunStoreError(f"run store {path} is a readable run database: nothing was moved")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while any(Path(f"{target}{s}").exists() for s in ("", "-wal", "-shm")):
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    try:
+        for suffix in ("-wal", "-shm", ""):  # the main file last: a fresh store must not see old -wal
+            if Path(f"{path}{suffix}").exists():
+                os.replace(f"{path}{suffix}", f"{target}{suffix}")
+    except OSError as exc:
+        raise RunStoreError(f"run store {path} could not be moved aside to {target}: {exc}") from exc
+    return target
