@@ -22,7 +22,7 @@ from .config import RunConfig
 from .errors import NonFiniteLossError, TransferLabError
 from .metrics import negative_transfer_gap
 from .paths import checkpoint_dir
-from .runs import RunStore, config_key
+from .runs import RunStore, config_key, register_live, unregister_live
 from .strategies import STRATEGIES
 from .train import StopFlag, Trainer, resolved_config
 
@@ -31,6 +31,7 @@ from .train import StopFlag, Trainer, resolved_config
 # mode and the number of loader workers are among them.
 _NOT_RESULT_FIELDS = ("log_every", "evals_per_epoch", "threads", "device", "data_dir", "data_mode", "loader_workers")
 NTG_BASELINE = "target_only"  # the reference that the negative-transfer gap is measured against
+HEARTBEAT_INTERVAL_S = 5.0  # how often a run waiting for its baseline stamps its own heartbeat
 
 
 def result_key(config: RunConfig) -> str:
@@ -111,6 +112,17 @@ def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: St
         if tags:
             store.update_tags(run_id, tags)
         store.set_status(run_id, "running")
+    register_live(run_id)  # this process runs it: the store's listings must not take it for orphaned
+    try:
+        return _train_and_record(config, trainer, store, run_id, stop, on_event, with_baseline,
+                                 flush_interval_s)
+    finally:
+        unregister_live(run_id)
+
+
+def _train_and_record(config: RunConfig, trainer: Trainer, store: RunStore, run_id: str,
+                      stop: StopFlag | None, on_event: Callable[[str, ev.Event], None] | None,
+                      with_baseline: bool, flush_interval_s: float) -> RunOutcome:
     pending: list[dict] = []
     last_flush = time.perf_counter()
     result: ev.ResultEvent | None = None
@@ -147,7 +159,8 @@ def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: St
         if with_baseline and base is not None and result.status == "done":
             store.update_run(run_id, metrics=metrics, checkpoint_path=str(ckpt))  # visible while the baseline trains
             stage = f"the matched {NTG_BASELINE} baseline"
-            b = find_or_run(base, store=store, stop=stop, tags={"baseline_of": run_id})
+            beat = _HeartbeatOf(store, run_id)  # the baseline's events keep this run's heartbeat too
+            b = find_or_run(base, store=store, stop=stop, tags={"baseline_of": run_id}, on_event=beat)
             if b is not None:
                 metrics.update(baseline_run_id=b.run_id, target_only_accuracy=b.metrics["target_accuracy"],
                                ntg=negative_transfer_gap(result.target_accuracy, b.metrics["target_accuracy"]))
@@ -160,13 +173,27 @@ def run_experiment(config: RunConfig, *, store: RunStore | None = None, stop: St
     return RunOutcome(run_id, result.status, metrics)
 
 
+class _HeartbeatOf:
+    """An ``on_event`` hook that stamps one run's heartbeat, at most every
+    :data:`HEARTBEAT_INTERVAL_S` (a run whose events another run is writing)."""
+
+    def __init__(self, store: RunStore, run_id: str):
+        self.store, self.run_id, self._last = store, run_id, time.monotonic()
+
+    def __call__(self, _run_id: str, _event: ev.Event) -> None:
+        if time.monotonic() - self._last >= HEARTBEAT_INTERVAL_S:
+            self.store.heartbeat(self.run_id)
+            self._last = time.monotonic()
+
+
 def find_or_run(config: RunConfig, *, store: RunStore, stop: StopFlag | None = None,
-                tags: dict | None = None) -> RunOutcome | None:
+                tags: dict | None = None,
+                on_event: Callable[[str, ev.Event], None] | None = None) -> RunOutcome | None:
     """A stored, finished run that computes ``config``, or a fresh one; None if stopped."""
     found = store.find_run(result_key(config), status="done")
     if found is not None:
         return RunOutcome(found.id, found.status, found.metrics)
-    out = run_experiment(config, store=store, stop=stop, with_baseline=False, tags=tags)
+    out = run_experiment(config, store=store, stop=stop, with_baseline=False, tags=tags, on_event=on_event)
     return out if out.status == "done" else None
 
 

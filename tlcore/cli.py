@@ -2,13 +2,16 @@
 
 Every user error (:class:`~tlcore.errors.TransferLabError`) becomes one
 ``error: ...`` line on stderr and exit status 2; nothing is written to the run
-store for input that fails validation.
+store for input that fails validation. Ctrl-C (SIGINT), SIGTERM and SIGHUP end
+a run as ``interrupted`` in the store, with exit status 128 + the signal number.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from typing import Sequence
 
@@ -180,8 +183,15 @@ def _cmd_gap(args) -> int:
 
 
 def _cmd_runs(args) -> int:
-    from .runs import RunStore, runs_table
+    from .runs import RunStore, quarantine_store, runs_table
+    if args.quarantine:
+        moved = quarantine_store(args.store or None)
+        print(f"moved the damaged run store aside to {moved}; a new, empty store starts at its old place. "
+              f"To get runs back out of it: sqlite3 {moved} .recover | sqlite3 recovered.sqlite")
+        return 0
     store = RunStore(args.store) if args.store else RunStore()
+    if store.readonly_note:
+        print(f"note: {store.readonly_note}", file=sys.stderr)
     if args.delete:
         for rid in args.delete:
             store.delete_run(rid)
@@ -514,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int)
     s.add_argument("--csv", metavar="PATH", help="export as CSV to PATH (- for stdout)")
     s.add_argument("--delete", nargs="+", metavar="RUN_ID")
+    s.add_argument("--quarantine", action="store_true",
+                   help="move a damaged run store aside (to NAME.corrupt-TIME, kept) so that a new one starts")
     s.add_argument("--store", default="")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_runs)
@@ -522,16 +534,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread like Ctrl-C's KeyboardInterrupt, so that a
+    run being trained is finished as ``interrupted`` in the store instead of left "running"."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(signum)
+
+
+def _ending_signals() -> list[int]:
+    return [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+        for signum in _ending_signals():
+            previous[signum] = signal.signal(signum, _raise_terminated)
     try:
         return args.func(args)
     except TransferLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover
