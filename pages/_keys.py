@@ -199,6 +199,8 @@ DATA_DIR = "w.data.data_dir"                    # text; "" = the default (tlcore
 DOWNLOAD_DATASET = "w.data.download.dataset"    # the torchvision dataset whose files are listed (radio)
 DOWNLOAD_START = "btn.data.download.start"
 DOWNLOAD_STOP = "btn.data.download.stop"
+DOWNLOAD_REPAIR = "btn.data.download.repair"      # delete the corrupt files and download again
+DOWNLOAD_NOTICE = "s.data.download.notice"      # why the corrupt files could not be deleted (shown once)
 DOWNLOAD_JOB = "s.data.download.job"            # {"id", "dataset", "data_dir"} of this session's last download
 DOWNLOAD_FOLLOWS = "s.data.download.follows"    # the source/target datasets the download panel last followed
 FOLDER_PATH = "w.data.folder.path"              # a folder on the server: a path, or a name under folders_dir()

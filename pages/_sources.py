@@ -7,11 +7,14 @@
   a dataset as present, to be extracted, missing or corrupt (``dataset_status``, no network),
   and a Download button that runs ``download_dataset`` in the background worker. A fragment
   polls the job twice a second for the progress bar; the download-progress callback, in the
-  worker thread, only writes ``job.progress`` and ``job.message`` (never ``st.*``), and raises
-  :class:`DownloadStopped` at the next chunk once Stop was pressed. Offline, the engine's
-  message (the files expected, where to put them, where they come from) is shown as it is.
+  worker thread, only writes ``job.progress`` and ``job.message`` (never ``st.*``,
+  ``tlcore.data.sources.progress_reporter``); Stop sets the job's stop event, which the engine's
+  downloader watches, so it acts at once even on a stalled connection. Offline, the engine's
+  message (the files expected, where to put them, where they come from) is shown as it is. A
+  corrupt file gets a "Delete and download again" button (``remove_corrupt_files``, then a
+  download).
 * **A folder on this server**: a path (or a folder already under ``<data dir>/folders``)
-  previewed with the engine's folder scanner: its domains, classes and image counts, files
+  previewed with the engine's folder scanner (``tlcore.data.sources.preview_folder``): its domains, classes and image counts, files
   that are ignored or cannot be opened as images, and classes missing from some domains.
 * **Upload a zip**: unpacked by ``tlcore.data.archive.extract_image_zip`` into
   ``<data dir>/folders``; an unsafe archive (zip-slip, bomb-like, no images) is refused with
@@ -22,22 +25,22 @@ or ``folder:NAME/DOMAIN`` (session state :data:`pages._keys.FOLDER_CHOICES`).
 
 The function returns whether the pair can be loaded now: not while a chosen torchvision
 dataset has missing files (loading would start a download inside the page, without progress)
-or is being downloaded (the engine holds its loading lock meanwhile).
+or is being downloaded.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import streamlit as st
 
 from tlcore.data.archive import ExtractedArchive, extract_image_zip
-from tlcore.data.folder import FOLDERS_SUBDIR, inspect_folder, resolve_folder, scan_domain
-from tlcore.data.torchvision_data import SOURCES, FileStatus, resolve_data_dir
-from tlcore.download import DownloadProgress
-from tlcore.errors import SpecError, TransferLabError
+from tlcore.data.folder import FOLDERS_SUBDIR
+from tlcore.data.sources import FolderPreview, preview_folder, progress_reporter
+from tlcore.data.torchvision_data import SOURCES, FileStatus, planned_downloads, resolve_data_dir
+from tlcore.errors import DownloadStopped, TransferLabError
 from tlcore.paths import default_data_dir
 from tlcore.worker import Job, get_worker
 
@@ -45,7 +48,6 @@ from pages import _keys as K
 from pages import _state
 
 DOWNLOAD_POLL_S = 0.5
-HEADER_CHECK_LIMIT = 5000    # image files whose header the folder preview opens (per domain)
 LISTED = 5                   # example file names listed in a message
 MAX_UPLOAD_MB = 1024
 STATE_WORDS = {"ok": "present", "extract": "in an archive that is present (extracted when loaded)",
@@ -59,17 +61,7 @@ def data_root() -> Path:
     return resolve_data_dir(_state.data_dir_setting() or None)
 
 
-def _folders_root() -> Path:
-    return data_root() / FOLDERS_SUBDIR
-
-
 # --- torchvision files and downloads ---------------------------------------------------------------
-class DownloadStopped(Exception):
-    """Raised by the progress callback once Stop was pressed. Deliberately not an OSError,
-    RuntimeError or TransferLabError: torchvision and the engine catch those (a failed mirror is
-    retried, a network error becomes the offline message), and a stop must end the job instead."""
-
-
 def download_job_id(name: str, root: Path) -> str:
     """One job per dataset and directory, shared by every session of this process."""
     return f"download:{name}:{root}"
@@ -77,42 +69,6 @@ def download_job_id(name: str, root: Path) -> str:
 
 def _download_key(status: FileStatus, root: Path) -> str:
     return str(status.path.relative_to(root)) if status.path.is_relative_to(root) else str(status.path)
-
-
-def planned_downloads(name: str, root: Path) -> int:
-    """How many files a download of ``name`` fetches: one per missing archive or file."""
-    from tlcore.data.torchvision_data import dataset_status, expected_files
-
-    fetch = set()
-    for expected, status in zip(expected_files(name, root), dataset_status(name, root)):
-        if status.state == "missing":
-            fetch.add(expected.archive or expected.path)
-    return len(fetch)
-
-
-def _mb(n: int | None) -> str:
-    return "?" if n is None else f"{n / 1e6:.1f}"
-
-
-def progress_reporter(job: Job, planned: int) -> Callable[[DownloadProgress], None]:
-    """The ``download_dataset`` progress callback for ``job`` (it runs in the worker thread):
-    sets ``job.progress`` over all planned files and ``job.message`` with the bytes received, and
-    raises :class:`DownloadStopped` when the job was asked to stop."""
-    finished: set[str] = set()
-
-    def report(p: DownloadProgress) -> None:
-        if job.stop_event.is_set():
-            raise DownloadStopped(f"stopped during {p.filename}")
-        if p.finished:
-            finished.add(p.filename)
-        current = 0.0 if p.finished else (p.fraction or 0.0)
-        job.progress = min(0.99, (len(finished) + current) / max(planned, 1))
-        counter = f"file {min(len(finished) + (0 if p.finished else 1), max(planned, 1))} of {max(planned, 1)}"
-        percent = f" ({100 * p.fraction:.0f}%)" if p.fraction is not None else ""
-        job.message = (f"{p.filename}: {_mb(p.done_bytes)} of {_mb(p.total_bytes)} MB{percent} · {counter}"
-                       + (" · verifying and reading the files…" if p.finished and len(finished) >= planned else ""))
-
-    return report
 
 
 def start_download(name: str, data_dir: str) -> str:
@@ -130,7 +86,8 @@ def start_download(name: str, data_dir: str) -> str:
         def work(job: Job) -> None:
             job.message = "connecting…"
             try:
-                statuses = download_dataset(name, root, progress=progress_reporter(job, planned))
+                statuses = download_dataset(name, root, progress=progress_reporter(job, planned),
+                                            stop=job.stop_event)
             except DownloadStopped:
                 job.message = (f"Stopped. A file that was arriving was removed; files that had arrived "
                                f"complete and verified stay in {root}.")
@@ -142,8 +99,21 @@ def start_download(name: str, data_dir: str) -> str:
     return job_id
 
 
+def delete_and_download(name: str, data_dir: str) -> None:
+    """"Delete and download again" callback: remove exactly the corrupt files of ``name`` (the
+    engine's ``remove_corrupt_files``), then download what is missing."""
+    from tlcore.data.torchvision_data import remove_corrupt_files
+
+    try:
+        remove_corrupt_files(name, resolve_data_dir(data_dir or None))
+    except TransferLabError as exc:
+        st.session_state[K.DOWNLOAD_NOTICE] = str(exc)
+        return
+    start_download(name, data_dir)
+
+
 def stop_download(job_id: str) -> None:
-    """Stop button callback: the download ends at its next chunk (about every 256 KiB)."""
+    """Stop button callback: the engine's downloader shuts the connection at once."""
     get_worker().stop(job_id, wait=2.0)
 
 
@@ -183,7 +153,7 @@ def status_summary(name: str, statuses: list[FileStatus]) -> str:
     counts = {state: sum(s.state == state for s in statuses) for state in STATE_WORDS}
     if counts["corrupt"]:
         return (f"**{name}**: {counts['corrupt']} of {len(statuses)} files are corrupt or incomplete. Delete them "
-                "(or replace them with good copies) and download again.")
+                "and download again (the button below), or replace them with good copies.")
     if counts["missing"]:
         return f"**{name}**: {counts['missing']} of {len(statuses)} files missing."
     return f"**{name}**: complete ({len(statuses)} files" + \
@@ -228,6 +198,16 @@ def _downloads_tab(root: Path, dir_error: str | None) -> None:
             st.warning(job.message)
         else:
             st.success(job.message)
+    notice = st.session_state.pop(K.DOWNLOAD_NOTICE, None)
+    if notice:
+        st.error(notice)
+    corrupt = [s for s in statuses if s.state == "corrupt"]
+    if corrupt:
+        st.button(f"Delete the {len(corrupt)} corrupt file(s) and download again", key=K.DOWNLOAD_REPAIR,
+                  on_click=delete_and_download, args=(name, ui.data_dir_setting()), type="primary",
+                  help="Deletes exactly the files marked corrupt above (" +
+                       ", ".join(_download_key(s, root) for s in corrupt) + ") and downloads them afresh; "
+                       "present and verified files stay.")
     missing = any(s.state == "missing" for s in statuses)
     st.button(f"Download {name}", key=K.DOWNLOAD_START, on_click=start_download, args=(name, _state.data_dir_setting()),
               disabled=not missing, type="primary" if missing else "secondary",
@@ -236,100 +216,6 @@ def _downloads_tab(root: Path, dir_error: str | None) -> None:
 
 
 # --- your own images: a folder on this server ------------------------------------------------------
-@dataclass(frozen=True)
-class DomainPreview:
-    """One domain of a folder: the spec that names it and what it holds."""
-
-    name: str
-    spec: str
-    path: Path
-    classes: tuple[str, ...]
-    counts: tuple[int, ...]
-    other_files: int            # files without an image extension (ignored)
-    unreadable: tuple[str, ...]  # image files that do not open as images (skipped when loading)
-    checked: int                # image files whose header was opened
-
-    @property
-    def images(self) -> int:
-        return sum(self.counts)
-
-
-@dataclass(frozen=True)
-class FolderPreview:
-    """A folder as the engine reads it: one domain (``ROOT/<class>/<image>``) or several
-    (``ROOT/<domain>/<class>/<image>``), with a ready ``folder:`` spec for each."""
-
-    argument: str
-    path: Path
-    kind: str
-    domains: tuple[DomainPreview, ...]
-
-    @property
-    def specs(self) -> tuple[str, ...]:
-        return tuple(d.spec for d in self.domains)
-
-    def missing_classes(self) -> dict[str, tuple[str, ...]]:
-        """For each domain that lacks some of the classes found in the others: those classes."""
-        every = sorted({c for d in self.domains for c in d.classes})
-        lacking = {d.name: tuple(c for c in every if c not in d.classes) for d in self.domains}
-        return {name: classes for name, classes in lacking.items() if classes}
-
-
-def folder_argument(text: str) -> str:
-    """What the user typed as a ``folder:`` argument, tidied; refuses what a spec cannot hold."""
-    argument = (text or "").strip()
-    if len(argument) > 1:
-        argument = argument.rstrip("/\\") or argument
-    if not argument:
-        raise SpecError("type a folder: an absolute path on this server, or the name of a folder under "
-                        f"{_folders_root()}")
-    if ":" in argument:
-        raise SpecError(f"{argument!r} contains ':', which a dataset spec uses to separate the folder from its "
-                        "shifts (folder:PATH:SHIFTS); rename the folder or link it under a name without ':'")
-    return argument
-
-
-def _unreadable(files: tuple[Path, ...], root: Path, limit: int) -> tuple[tuple[str, ...], int]:
-    """Image files among the first ``limit`` that PIL cannot open and verify, relative to ``root``."""
-    from PIL import Image
-
-    bad = []
-    for path in files[:limit]:
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except Exception:  # noqa: BLE001 - PIL raises many kinds for a broken file; the loader skips them too
-            bad.append(str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
-    return tuple(bad), min(len(files), limit)
-
-
-def _domain_preview(name: str, spec: str, path: Path, argument: str) -> DomainPreview:
-    layout = scan_domain(path, argument)
-    counts = [0] * len(layout.classes)
-    for label in layout.labels.tolist():
-        counts[label] += 1
-    unreadable, checked = _unreadable(layout.files, layout.root, HEADER_CHECK_LIMIT)
-    return DomainPreview(name, spec, path, layout.classes, tuple(counts), layout.other_files, unreadable, checked)
-
-
-def preview_folder(text: str, data_dir: str | os.PathLike | None = None) -> FolderPreview:
-    """Inspect the folder the user named (see ``tlcore.data.folder`` for where a name points).
-
-    Raises :class:`~tlcore.errors.TransferLabError` (not a directory, no class folders, a ':' in
-    the path) with the engine's message."""
-    argument = folder_argument(text)
-    path = resolve_folder(argument, data_dir)
-    info = inspect_folder(path)
-    if info.kind == "domain":
-        domains = (_domain_preview(path.name, f"folder:{argument}", path, argument),)
-    else:
-        domains = tuple(
-            _domain_preview(name, f"folder:{argument}/{domain_path.relative_to(path).as_posix()}", domain_path,
-                            argument)
-            for name, domain_path in zip(info.domains, info.domain_paths))
-    return FolderPreview(argument, path, info.kind, domains)
-
-
 @st.cache_data(show_spinner=False, ttl=60, max_entries=8)
 def _cached_preview(text: str, data_dir: str) -> FolderPreview:
     return preview_folder(text, data_dir or None)

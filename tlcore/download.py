@@ -14,26 +14,37 @@ The callback receives :class:`DownloadProgress` values: one when a file starts,
 one per chunk (about every 256 KiB) and one with ``finished=True``.
 
 ``fetch_url`` writes to ``DEST.part`` and renames it into place only when the
-whole file has arrived and its checksum matched, so an interrupted download
-never leaves a half-written file under the final name.
+whole file has arrived (as many bytes as the server's Content-Length announced)
+and its checksum matched, so an interrupted download never leaves a
+half-written file under the final name.
+
+A stalled server cannot hang a download: a read that waits longer than the
+read timeout (:data:`TIMEOUT_S`) raises :class:`~tlcore.errors.DownloadTimeout`.
+A download can be stopped (``stop=`` event, or the one given to
+:func:`download_progress`): a small watcher shuts the connection down as soon
+as the event is set, so Stop acts within a fraction of a second even when no
+byte is arriving, and :class:`~tlcore.errors.DownloadStopped` is raised.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import hashlib
+import http.client
 import os
+import socket
 import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
-from tlcore.errors import ChecksumMismatch  # noqa: F401 (re-exported; defined in tlcore.errors)
+from tlcore.errors import ChecksumMismatch, DownloadIncomplete, DownloadStopped, DownloadTimeout
 
 CHUNK_BYTES = 256 * 1024
-TIMEOUT_S = 30.0
+TIMEOUT_S = 30.0       # the read timeout: the longest wait for the next bytes (and for connecting)
+STOP_POLL_S = 0.2      # how often the stop watcher looks at the stop event
 USER_AGENT = "transfer-lab (pytorch/vision)"
 
 # What a failed download raises: no network (URLError, socket errors, timeouts
@@ -62,16 +73,21 @@ ProgressCallback = Callable[[DownloadProgress], None]
 
 _progress: contextvars.ContextVar[ProgressCallback | None] = contextvars.ContextVar("tlcore_download_progress",
                                                                                   default=None)
+_stop: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("tlcore_download_stop", default=None)
+_expected_md5: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("tlcore_download_md5",
+                                                                                  default={})
 
 
 @contextlib.contextmanager
-def download_progress(callback: ProgressCallback | None) -> Iterator[None]:
-    """Send the progress of every download made inside the block (in this thread) to ``callback``."""
-    token = _progress.set(callback)
+def download_progress(callback: ProgressCallback | None, stop: threading.Event | None = None) -> Iterator[None]:
+    """Send the progress of every download made inside the block (in this thread) to ``callback``;
+    when ``stop`` is given, setting it ends the download under way (:class:`DownloadStopped`)."""
+    token, stop_token = _progress.set(callback), _stop.set(stop)
     try:
         yield
     finally:
         _progress.reset(token)
+        _stop.reset(stop_token)
 
 
 def current_progress() -> ProgressCallback | None:
@@ -81,8 +97,43 @@ def current_progress() -> ProgressCallback | None:
 
 
 
+def _shut_down_on_stop(response, stop: threading.Event | None) -> Callable[[], None]:
+    """Watch ``stop`` while ``response`` is read; once it is set, shut the connection down, so a
+    read blocked on a silent server returns at once. Returns the function that ends the watch."""
+    if stop is None:
+        return lambda: None
+    try:
+        fd = response.fileno()
+    except (AttributeError, OSError, ValueError):  # not a socket (a test double, a local file)
+        return lambda: None
+    if not isinstance(fd, int) or fd < 0:
+        return lambda: None
+    connection = socket.socket(fileno=os.dup(fd))  # shutdown acts on the connection, whichever descriptor
+    finished = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not finished.wait(STOP_POLL_S):
+                if stop.is_set():
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
+                    return
+        finally:
+            connection.close()
+
+    watcher = threading.Thread(target=watch, name="tlcore-download-stop", daemon=True)
+    watcher.start()
+
+    def end() -> None:
+        finished.set()
+        watcher.join()
+
+    return end
+
+
 def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCallback | None = None,
-              sha256_prefix: str | None = None, md5: str | None = None, timeout: float = TIMEOUT_S) -> Path:
+              sha256_prefix: str | None = None, md5: str | None = None, timeout: float | None = None,
+              stop: threading.Event | None = None) -> Path:
     """Download ``url`` to ``destination`` (atomically, through ``destination.part``).
 
     Parameters
@@ -92,32 +143,67 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
     sha256_prefix, md5: when given, the file must match (torch hub files carry
         the first hex digits of their SHA-256 in their name; torchvision's
         dataset files have MD5 sums).
+    timeout: the read timeout in seconds (default :data:`TIMEOUT_S`): the
+        longest wait for the connection and for each next piece of data.
+    stop: an event that ends the download when set; defaults to the one given
+        to :func:`download_progress`.
 
     Raises
     ------
     OSError (``urllib.error.URLError`` and socket errors included) when the
-    network fails; :class:`ChecksumMismatch` when the checksum differs.
+    network fails, :class:`DownloadIncomplete` (an OSError) when fewer bytes
+    arrive than the server announced, :class:`DownloadTimeout` (an OSError)
+    when the server stalls, :class:`ChecksumMismatch` when the checksum
+    differs, :class:`DownloadStopped` when ``stop`` was set. In every case
+    neither ``destination`` nor its ``.part`` file is left behind.
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     report = progress if progress is not None else current_progress()
+    stop = stop if stop is not None else _stop.get()
+    timeout = TIMEOUT_S if timeout is None else timeout
     partial = destination.with_name(destination.name + ".part")
     sha, md = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    done, total = 0, None
+    if stop is not None and stop.is_set():
+        raise DownloadStopped(f"stopped before {destination.name}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
-            length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-            total = int(length) if length and str(length).isdigit() else None
-            done = 0
-            if report:
-                report(DownloadProgress(destination.name, url, 0, total))
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                sha.update(chunk)
-                md.update(chunk)
-                done += len(chunk)
-                if report:
-                    report(DownloadProgress(destination.name, url, done, total))
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
+                end_watch = _shut_down_on_stop(response, stop)
+                try:
+                    length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+                    total = int(length) if length and str(length).isdigit() else None
+                    if report:
+                        report(DownloadProgress(destination.name, url, 0, total))
+                    while chunk := response.read(CHUNK_BYTES):
+                        out.write(chunk)
+                        sha.update(chunk)
+                        md.update(chunk)
+                        done += len(chunk)
+                        if report:
+                            report(DownloadProgress(destination.name, url, done, total))
+                finally:
+                    end_watch()
+        except (OSError, ValueError) as exc:  # a connection shut down by Stop fails in several ways
+            if stop is not None and stop.is_set():
+                raise DownloadStopped(f"stopped during {destination.name}") from None
+            timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+            if timed_out and not isinstance(exc, DownloadTimeout):
+                raise DownloadTimeout(f"{url}: no data for {timeout:g} s after {done} bytes (the server stalled); "
+                                      "nothing was kept") from None
+            raise
+        except http.client.HTTPException as exc:  # e.g. IncompleteRead: a chunked reply cut short
+            if stop is not None and stop.is_set():
+                raise DownloadStopped(f"stopped during {destination.name}") from None
+            raise DownloadIncomplete(f"{url}: the reply ended early after {done} bytes ({type(exc).__name__}); "
+                                     "nothing was kept") from None
+        if stop is not None and stop.is_set():
+            raise DownloadStopped(f"stopped during {destination.name}")
+        if total is not None and done != total:
+            raise DownloadIncomplete(f"{url}: the server announced {total} bytes but the connection ended after "
+                                     f"{done} (interrupted download); nothing was kept")
         if sha256_prefix and not sha.hexdigest().startswith(sha256_prefix):
             raise ChecksumMismatch(f"{destination.name}: SHA-256 {sha.hexdigest()[:12]}… does not start with "
                                    f"{sha256_prefix} (corrupt download)")
@@ -134,33 +220,57 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
 
 
 # --------------------------------------------------------------------------- torchvision's dataset downloads
-_torchvision_lock = threading.Lock()
+_route_lock = threading.Lock()   # guards installing and restoring the hooks, never held while downloading
+_route_users = 0
+_route_originals: dict[str, object] = {}
 
 
 def _urlretrieve_with_progress(url: str, filename, chunk_size: int = CHUNK_BYTES) -> None:
     """Stand-in for ``torchvision.datasets.utils._urlretrieve``: same job, reported to our callback,
-    written atomically. torchvision verifies the MD5 itself afterwards."""
-    fetch_url(url, filename)
+    written atomically, with the read timeout, Stop, the length check and the MD5 that
+    :func:`torchvision_downloads` was given for this file (torchvision checks it again afterwards)."""
+    fetch_url(url, filename, md5=_expected_md5.get().get(str(Path(filename).resolve())))
+
+
+def _url_as_given(url: str, max_hops: int = 3) -> str:
+    """Stand-in for ``torchvision.datasets.utils._get_redirect_url``, which opens the URL once more
+    with no timeout only to look for a Google Drive redirect (none of our datasets lives there);
+    urllib follows redirects itself when the file is fetched."""
+    return url
 
 
 @contextlib.contextmanager
-def torchvision_downloads() -> Iterator[None]:
+def torchvision_downloads(md5s: Mapping[str | os.PathLike, str] | None = None) -> Iterator[None]:
     """Route torchvision's dataset downloads through :func:`fetch_url` while the block runs.
 
-    torchvision draws its own progress bar on stderr; inside this block its
-    downloader reports to the :func:`download_progress` callback instead, and
-    writes through a ``.part`` file. Downloads are serialised by a lock (two
-    threads fetching the same file would otherwise race). Where torchvision
-    lacks the private hook (another version), its own downloader runs unchanged.
+    ``md5s`` maps each file torchvision may download (its full path) to its MD5,
+    so a corrupt or cut-short file never reaches its final name. torchvision
+    draws its own progress bar on stderr; inside this block its downloader
+    reports to the :func:`download_progress` callback instead. The hooks are
+    installed while any thread is inside such a block and no lock is held while
+    downloading, so one stalled download never holds up another. Where
+    torchvision lacks the private hooks (another version), its own downloader
+    runs unchanged.
     """
+    global _route_users
     import torchvision.datasets.utils as tv_utils
 
-    with _torchvision_lock:
-        original = getattr(tv_utils, "_urlretrieve", None)
-        if original is not None:
-            tv_utils._urlretrieve = _urlretrieve_with_progress
-        try:
-            yield
-        finally:
-            if original is not None:
-                tv_utils._urlretrieve = original
+    token = _expected_md5.set({str(Path(path).resolve()): digest for path, digest in (md5s or {}).items()})
+    with _route_lock:
+        if _route_users == 0:
+            for name, replacement in (("_urlretrieve", _urlretrieve_with_progress),
+                                      ("_get_redirect_url", _url_as_given)):
+                if hasattr(tv_utils, name):
+                    _route_originals[name] = getattr(tv_utils, name)
+                    setattr(tv_utils, name, replacement)
+        _route_users += 1
+    try:
+        yield
+    finally:
+        with _route_lock:
+            _route_users -= 1
+            if _route_users == 0:
+                for name, original in _route_originals.items():
+                    setattr(tv_utils, name, original)
+                _route_originals.clear()
+        _expected_md5.reset(token)

@@ -125,3 +125,14 @@ class ChecksumMismatch(TransferLabError, ValueError):
 
 class DownloadStopped(TransferLabError):
     """A download was stopped on request (the Stop button); the partial file is removed."""
+
+
+class DownloadIncomplete(TransferLabError, OSError):
+    """A download ended before the bytes the server announced (Content-Length) arrived; nothing is kept.
+
+    An ``OSError``, like every network failure, so callers that report "could
+    not be downloaded" treat it as one."""
+
+
+class DownloadTimeout(TransferLabError, TimeoutError):
+    """A server sent nothing for longer than the read timeout (a stalled download); nothing is kept."""

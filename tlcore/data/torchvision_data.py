@@ -24,10 +24,15 @@ Getting the files:
   raises :class:`~tlcore.errors.DatasetUnavailableError` naming it; it is never
   deleted or overwritten;
 * missing files are fetched by the torchvision class itself (``download=True``),
-  which also verifies the MD5 sums. An archive already in place (e.g.
-  ``MNIST/raw/*.gz`` or ``cifar-10-python.tar.gz``) is verified and extracted
-  without the network. Download progress goes to the
-  :func:`tlcore.download.download_progress` callback (no printing);
+  through :func:`tlcore.download.fetch_url`: each file arrives as ``NAME.part``
+  and takes its name only once its length and torchvision's MD5 match, with a
+  read timeout, so an interrupted or stalled download leaves nothing behind.
+  An archive already in place (e.g. ``MNIST/raw/*.gz`` or
+  ``cifar-10-python.tar.gz``) is verified and extracted without the network.
+  Download progress goes to the :func:`tlcore.download.download_progress`
+  callback (no printing), and its ``stop`` event ends a download;
+* :func:`remove_corrupt_files` deletes exactly the files found corrupt, so
+  they can be downloaded again (the Data page's "delete and download again");
 * offline, the network error becomes a :class:`DatasetUnavailableError` that
   names every expected file, where to put it and where it comes from.
 
@@ -35,7 +40,9 @@ Images stay uint8 ``(N, C, H, W)``: MNIST's 60,000 training images take 47 MB.
 The loop converts each batch to float in [0, 1]. Loaded datasets are kept per
 process (a few, least recently used first out), keyed by the files' sizes and
 modification times; callers must not modify the returned tensors in place (no
-shift does).
+shift does). Loading takes a lock per dataset and directory (two threads must
+not download the same files at once), never one for the whole process: a slow
+download of one dataset does not hold up loading another.
 """
 from __future__ import annotations
 
@@ -55,7 +62,7 @@ import numpy as np
 import torch
 
 from ..download import NETWORK_ERRORS, ProgressCallback, download_progress, torchvision_downloads
-from ..errors import DatasetUnavailableError, SpecError
+from ..errors import ChecksumMismatch, DatasetUnavailableError, SpecError
 from .builtin import stratified_split
 from .domain import Domain
 from .limits import check_resident_size
@@ -217,6 +224,53 @@ def dataset_status(name: str, data_dir: str | os.PathLike | None = None) -> list
     return [_status(expected) for expected in expected_files(name, data_dir)]
 
 
+def download_checksums(name: str, data_dir: str | os.PathLike | None = None) -> dict[Path, str]:
+    """What a download of ``name`` may fetch (a file, or the archive that holds it) -> its MD5."""
+    checksums = {}
+    for expected in expected_files(name, data_dir):
+        path, digest = (expected.archive, expected.archive_md5) if expected.archive else (expected.path, expected.md5)
+        if digest:
+            checksums[path] = digest
+    return checksums
+
+
+def planned_downloads(name: str, data_dir: str | os.PathLike | None = None) -> int:
+    """How many files a download of ``name`` fetches now: one per missing archive or file."""
+    root = resolve_data_dir(data_dir)
+    fetch = {expected.archive or expected.path
+             for expected, status in zip(expected_files(name, root), dataset_status(name, root))
+             if status.state == "missing"}
+    return len(fetch)
+
+
+def remove_corrupt_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Delete exactly the files of dataset ``name`` that :func:`dataset_status` finds corrupt.
+
+    Only files inside the data directory are touched; present and verified
+    files stay. Returns the paths removed (then ``missing``: a download fetches
+    them afresh). Raises :class:`DatasetUnavailableError` when one cannot be
+    removed.
+    """
+    root = resolve_data_dir(data_dir).resolve()
+    removed = []
+    for status in dataset_status(name, root):
+        if status.state != "corrupt":
+            continue
+        path = status.path
+        if not path.resolve().is_relative_to(root):  # a link out of the data directory: not ours to delete
+            raise DatasetUnavailableError(f"{path} is corrupt but lies outside the data directory {root} "
+                                          "(a link?); replace it by hand")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise DatasetUnavailableError(f"{path} is corrupt and cannot be deleted ({exc.strerror or exc}); "
+                                          "delete it by hand") from None
+        removed.append(path)
+    return removed
+
+
 # --------------------------------------------------------------------------- messages
 def _unique(items):
     return list(dict.fromkeys(items))
@@ -332,14 +386,14 @@ def _read_both_splits(source: Source, root: Path) -> tuple[tuple, tuple, tuple[s
     fetch = any(status.state != "ok" for status in statuses)
     splits, classes = {}, None
     try:
-        with torchvision_downloads() if fetch else contextlib.nullcontext():
+        with torchvision_downloads(download_checksums(source.name, root)) if fetch else contextlib.nullcontext():
             for split in ("train", "test"):
                 dataset = _construct(source, root, split, download=fetch)
                 splits[split] = _as_tensors(dataset, source.family)
                 classes = getattr(dataset, "classes", None) or classes
     except DatasetUnavailableError:
         raise
-    except (RuntimeError, *NETWORK_ERRORS) as exc:
+    except (RuntimeError, ChecksumMismatch, *NETWORK_ERRORS) as exc:  # a failed download left nothing behind
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         if fetch:
             after = dataset_status(source.name, root)
@@ -400,7 +454,14 @@ def _build_base(source: Source, root: Path, size: int | None) -> Base:
 
 _cache: OrderedDict[tuple, Base] = OrderedDict()
 _cache_lock = threading.Lock()
-_load_lock = threading.RLock()  # re-entrant: mnistm loads mnist
+_dataset_locks: dict[tuple[str, str], threading.Lock] = {}  # one per dataset name and directory used
+
+
+def _dataset_lock(name: str, root: Path) -> threading.Lock:
+    """The lock for loading (and so downloading) ``name`` into ``root``: two threads must not download
+    the same files at once, but a download of one dataset must not hold up loading another."""
+    with _cache_lock:
+        return _dataset_locks.setdefault((name, str(root.resolve())), threading.Lock())
 
 
 def _signature(name: str, root: Path) -> tuple:
@@ -423,7 +484,7 @@ def load_base(name: str, data_dir: str | os.PathLike | None = None, size: int | 
     """
     source = _source(name)
     root = resolve_data_dir(data_dir)
-    with _load_lock:  # one reader at a time: two threads must not download the same files at once
+    with _dataset_lock(name, root):  # mnistm takes its own lock, then mnist's
         key = (name, str(root.resolve()), size, _signature(name, root))
         with _cache_lock:
             if key in _cache:
@@ -447,14 +508,19 @@ def clear_cache() -> None:
 
 
 def download_dataset(name: str, data_dir: str | os.PathLike | None = None,
-                     progress: ProgressCallback | None = None) -> list[FileStatus]:
+                     progress: ProgressCallback | None = None,
+                     stop: threading.Event | None = None) -> list[FileStatus]:
     """Make sure dataset ``name`` is complete in the data directory: download and verify what is missing.
 
-    ``progress`` receives :class:`tlcore.download.DownloadProgress` reports.
-    Returns the final file statuses (all ``ok``). Raises
-    :class:`DatasetUnavailableError` offline or for corrupt files.
+    ``progress`` receives :class:`tlcore.download.DownloadProgress` reports;
+    setting ``stop`` ends the download at once (even while the server sends
+    nothing) with :class:`~tlcore.errors.DownloadStopped`, and the file that was
+    arriving is removed. Returns the final file statuses (all ``ok``). Raises
+    :class:`DatasetUnavailableError` offline, after a stalled or cut-short
+    download, or for corrupt files.
     """
-    with download_progress(progress) if progress is not None else contextlib.nullcontext():
+    hooks = progress is not None or stop is not None
+    with download_progress(progress, stop) if hooks else contextlib.nullcontext():
         load_base("mnist" if name == "mnistm" else name, data_dir)
     return dataset_status(name, data_dir)
 
