@@ -2,35 +2,35 @@
 downloads, a folder on the server, an uploaded zip (pages/_sources.py).
 
 Files are real: image folders written with PIL, MNIST IDX files written byte by byte, zips built
-in memory. The offline download test really tries the network (this machine has none): it
-checks the message the engine gives, not a mocked failure.
+in memory. Downloads really cross a socket: a local server is the proxy for every mirror
+(tests/localweb.py), refusing, serving slowly or serving the files, whatever DNS says.
 """
 from __future__ import annotations
 
 import http.server
 import io
-import socket
 import struct
 import threading
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit")
-from PIL import Image  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from pages import _keys as K  # noqa: E402
-from pages import _sources as sources  # noqa: E402
-from tlcore.data import folder as folder_module  # noqa: E402
-from tlcore.data import torchvision_data as tvd  # noqa: E402
-from tlcore.download import DownloadProgress, fetch_url  # noqa: E402
-from tlcore.runs import RunStore  # noqa: E402
-from tlcore.worker import Job, get_worker  # noqa: E402
+from pages import _keys as K
+from pages import _sources as sources
+from tests.localweb import LocalWeb
+from tests.test_torchvision_data import write_mnist as write_mnist_archives
+from tlcore.data import folder as folder_module
+from tlcore.data import torchvision_data as tvd
+from tlcore.data.sources import progress_reporter
+from tlcore.download import DownloadProgress, fetch_url
+from tlcore.errors import DownloadStopped
+from tlcore.runs import RunStore
+from tlcore.worker import Job, get_worker
 
 CLASSES = ("cat", "dog", "fish")
 
@@ -255,17 +255,8 @@ def test_dataset_status_lists_present_missing_and_corrupt_mnist_files(tmp_path):
     assert f"MNIST from {data} via torchvision.datasets.MNIST" in texts(at.markdown)
 
 
-def _resolves(host: str) -> bool:
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:
-        return False
-    return True
-
-
-def test_download_offline_shows_the_engines_message_naming_the_files(tmp_path):
-    if _resolves("www.csie.ntu.edu.tw"):
-        pytest.skip("this machine reaches the internet; the test checks the offline message")
+def test_download_offline_shows_the_engines_message_naming_the_files(tmp_path, monkeypatch):
+    LocalWeb().as_proxy(monkeypatch)  # refuses every tunnel and serves nothing: offline, whatever DNS says
     data = tmp_path / "data"
     at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.dataset("source"): "usps",
                                      K.dataset("target"): "usps"})
@@ -290,7 +281,7 @@ def test_download_offline_shows_the_engines_message_naming_the_files(tmp_path):
 
 def test_the_progress_callback_reports_bytes_and_a_stop_ends_a_real_transfer(tmp_path):
     job = Job("download:test", "download")
-    report = sources.progress_reporter(job, planned=2)
+    report = progress_reporter(job, planned=2)
     report(DownloadProgress("a.gz", "http://x/a.gz", 0, 10_000_000))
     report(DownloadProgress("a.gz", "http://x/a.gz", 5_000_000, 10_000_000))
     assert job.progress == pytest.approx(0.25) and job.message == "a.gz: 5.0 of 10.0 MB (50%) · file 1 of 2"
@@ -318,7 +309,7 @@ def test_the_progress_callback_reports_bytes_and_a_stop_ends_a_real_transfer(tmp
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         job = Job("download:stop", "download")
-        inner = sources.progress_reporter(job, planned=1)
+        inner = progress_reporter(job, planned=1)
         seen = []
 
         def report_then_stop(p):
@@ -328,7 +319,7 @@ def test_the_progress_callback_reports_bytes_and_a_stop_ends_a_real_transfer(tmp
             inner(p)
 
         destination = tmp_path / "big.bin"
-        with pytest.raises(sources.DownloadStopped):
+        with pytest.raises(DownloadStopped):
             fetch_url(f"http://127.0.0.1:{server.server_address[1]}/big.bin", destination, progress=report_then_stop)
         assert len(seen) == 3 and 0 < seen[-1] < len(payload)  # ended at the report after the stop
         assert not destination.exists() and not list(tmp_path.glob("*.part"))
@@ -336,51 +327,9 @@ def test_the_progress_callback_reports_bytes_and_a_stop_ends_a_real_transfer(tmp
         server.shutdown()
 
 
-class SlowProxy:
-    """A local HTTP proxy that answers every plain-http request with ``size`` bytes, slowly.
-
-    torchvision tries MNIST's https mirror first (unreachable here), then its ``http://`` mirror,
-    which urllib sends through ``$http_proxy``: the app's real download path, byte for byte, with
-    this machine as the far end."""
-
-    def __init__(self, size: int = 16 * 1024 * 1024, chunk: int = 64 * 1024, delay_s: float = 0.05):
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Length", str(size))
-                self.end_headers()
-                try:
-                    for _ in range(size // chunk):
-                        self.wfile.write(b"\0" * chunk)
-                        self.wfile.flush()
-                        time.sleep(delay_s)
-                except (BrokenPipeError, ConnectionResetError):  # the client went away (stopped, or a HEAD-like probe)
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def test_a_download_shows_its_progress_in_bytes_and_stop_ends_it(tmp_path, monkeypatch):
-    if _resolves("ossci-datasets.s3.amazonaws.com"):
-        pytest.skip("this machine reaches the internet; the test needs the https mirror to be unreachable")
-    proxy = SlowProxy()
-    monkeypatch.setenv("http_proxy", proxy.url)
-    monkeypatch.delenv("no_proxy", raising=False)
-    # urlopen's shared opener reads the proxy settings once, when first used: build it afresh now
-    urllib.request.install_opener(urllib.request.build_opener())
+    # torchvision's https mirror is refused by the proxy; its http form gets 16 MiB, slowly
+    proxy = LocalWeb(zeros=16 * 1024 * 1024, delay_s=0.05).as_proxy(monkeypatch)
     data = tmp_path / "data"
     try:
         at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.DOWNLOAD_DATASET: "mnist"})
@@ -396,7 +345,7 @@ def test_a_download_shows_its_progress_in_bytes_and_stop_ends_it(tmp_path, monke
         bar = at.get("progress")[0].proto
         assert 0 < bar.value < 100 and bar.text.startswith("train-images-idx3-ubyte.gz: ")
         assert "of 16.8 MB" in bar.text and "· file 1 of 4" in bar.text
-        assert any("yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz" in r for r in proxy.requests)
+        assert "http://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz" in proxy.requests
 
         t0 = time.time()
         at.button(key=K.DOWNLOAD_STOP).click().run()
@@ -407,7 +356,33 @@ def test_a_download_shows_its_progress_in_bytes_and_stop_ends_it(tmp_path, monke
         assert at.button(key=K.DOWNLOAD_START).disabled is False
     finally:
         proxy.close()
-        urllib.request.install_opener(None)  # the next urlopen builds one from the restored environment
+
+
+def test_a_corrupt_file_is_deleted_and_downloaded_again_from_the_page(tmp_path, monkeypatch):
+    served = tmp_path / "server"
+    write_mnist_archives(served, gz=True, monkeypatch=monkeypatch)  # torchvision expects these archives' MD5s
+    archives = {p.name: p.read_bytes() for p in (served / "MNIST" / "raw").iterdir()}
+    data = tmp_path / "data"
+    for name in MNIST_FILES:
+        write_mnist_file(data, name)
+    corrupt = data / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    corrupt.write_bytes(corrupt.read_bytes()[:1000])  # what an interrupted download used to leave
+    mine = data / "MNIST" / "notes.txt"
+    mine.write_text("not a dataset file")
+    with LocalWeb(archives).as_proxy(monkeypatch):
+        at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.DOWNLOAD_DATASET: "mnist"})
+        assert "1 of 4 files are corrupt" in texts(at.markdown)
+        assert at.button(key=K.DOWNLOAD_START).disabled is True  # nothing is missing: only the repair helps
+        at.button(key=K.DOWNLOAD_REPAIR).click().run()
+        assert_clean(at)
+        job_id = at.session_state[K.DOWNLOAD_JOB]["id"]
+        assert get_worker().wait(job_id, timeout=120), "the download job did not end"
+        at.run()
+    assert_clean(at)
+    assert get_worker().job(job_id).error is None
+    assert "mnist is complete" in texts(at.success) and "**mnist**: complete (4 files" in texts(at.markdown)
+    assert not [b for b in at.button if b.key == K.DOWNLOAD_REPAIR]
+    assert [s.state for s in tvd.dataset_status("mnist", data)] == ["ok"] * 4 and mine.is_file()
 
 
 def test_the_data_directory_goes_into_the_run_the_train_page_starts(tmp_path):
