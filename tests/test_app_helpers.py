@@ -1,11 +1,7 @@
 """The app's pure helpers (pages/_live.py, _state.py, _runs.py): events to curves, progress text, shift controls."""
-import pytest
-
-pytest.importorskip("streamlit")
-
-from pages import _keys as K  # noqa: E402
-from pages import _live, _state  # noqa: E402
-from tlcore.data import SHIFTS  # noqa: E402
+from pages import _keys as K
+from pages import _live, _state
+from tlcore.data import SHIFTS
 
 
 def step(n, phase="adapt", **losses):

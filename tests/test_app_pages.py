@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-from pages import _keys as K  # noqa: E402
-from tlcore.api import run_experiment  # noqa: E402
-from tlcore.config import RunConfig  # noqa: E402
-from tlcore.runs import RunStore  # noqa: E402
-from tlcore.worker import get_worker  # noqa: E402
+from pages import _keys as K
+from tlcore.api import run_experiment
+from tlcore.config import RunConfig
+from tlcore.runs import RunStore
+from tlcore.worker import get_worker
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 FAST = dict(epochs=2, batch_size=64, device="cpu")

@@ -9,14 +9,12 @@ import json
 
 import pytest
 
-pytest.importorskip("streamlit")
-
-from pages import _keys as K  # noqa: E402
-from tests.test_app_pages import assert_clean, open_page, wait_for_jobs, _quiet_app  # noqa: E402,F401
-from tlcore.config import RunConfig  # noqa: E402
-from tlcore.lessons import LESSONS  # noqa: E402
-from tlcore.runs import RunStore  # noqa: E402
-from tlcore.sweeps import BudgetSweep, ShiftSweep, run_sweep  # noqa: E402
+from pages import _keys as K
+from tests.test_app_pages import assert_clean, open_page, wait_for_jobs, _quiet_app  # noqa: F401
+from tlcore.config import RunConfig
+from tlcore.lessons import LESSONS
+from tlcore.runs import RunStore
+from tlcore.sweeps import BudgetSweep, ShiftSweep, run_sweep
 
 NT_PAGE = "pages/negative.py"
 LESSONS_PAGE = "pages/lessons.py"

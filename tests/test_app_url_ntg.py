@@ -7,15 +7,13 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-pytest.importorskip("streamlit")
-
-from pages import _keys as K  # noqa: E402
-from pages._state import SHIFT_CONTROLS  # noqa: E402
-from tests.test_app_pages import (_quiet_app, assert_clean, fake_run, finished_run,  # noqa: E402,F401
+from pages import _keys as K
+from pages._state import SHIFT_CONTROLS
+from tests.test_app_pages import (_quiet_app, assert_clean, fake_run, finished_run,  # noqa: F401
                                   open_page, wait_for_jobs)
-from tlcore.config import form_fields  # noqa: E402
-from tlcore.runs import RunStore  # noqa: E402
-from tlcore.strategies import STRATEGIES  # noqa: E402
+from tlcore.config import form_fields
+from tlcore.runs import RunStore
+from tlcore.strategies import STRATEGIES
 
 
 def query(at) -> dict[str, str]:

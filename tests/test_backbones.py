@@ -18,8 +18,6 @@ from tlcore.backbones import ARCHITECTURES, ImageNetInput, build_backbone
 from tlcore.errors import WeightsUnavailableError
 from tlcore.models import MODELS, build_model
 
-pytest.importorskip("torchvision")
-
 
 @pytest.fixture(autouse=True)
 def offline_empty_cache(tmp_path, monkeypatch):

@@ -173,7 +173,8 @@ def test_pad_formula_and_clipping(monkeypatch):
 def test_logistic_regression_matches_scipy_minimiser():
     """Same optimum as a float64 scipy L-BFGS-B run on the documented objective
     (scikit-learn's LogisticRegression(C=1/l2) objective)."""
-    optimize = pytest.importorskip("scipy.optimize")
+    from scipy import optimize
+
     x, y = samples(300, 300, 6, shift=0.3, dtype=torch.float64)
     features = torch.cat([x, y])
     features = (features - features.mean(0)) / features.std(0)

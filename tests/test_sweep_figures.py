@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("streamlit")
-
-from pages import _sweep_ui as sw  # noqa: E402
-from pages._figures import BAD, GOOD  # noqa: E402
-from tlcore.config import RunConfig  # noqa: E402
-from tlcore.sweeps import (BudgetSweep, ComparisonSweep, GapRow, RunRow, ShiftSweep, SourceScore,  # noqa: E402
+from pages import _sweep_ui as sw
+from pages._figures import BAD, GOOD
+from tlcore.config import RunConfig
+from tlcore.sweeps import (BudgetSweep, ComparisonSweep, GapRow, RunRow, ShiftSweep, SourceScore,
                            SourceSweep, _build, plan_sweep, sweep_to_dict)
 
 
