@@ -204,7 +204,7 @@ def _downloads_tab(root: Path, dir_error: str | None) -> None:
     corrupt = [s for s in statuses if s.state == "corrupt"]
     if corrupt:
         st.button(f"Delete the {len(corrupt)} corrupt file(s) and download again", key=K.DOWNLOAD_REPAIR,
-                  on_click=delete_and_download, args=(name, ui.data_dir_setting()), type="primary",
+                  on_click=delete_and_download, args=(name, _state.data_dir_setting()), type="primary",
                   help="Deletes exactly the files marked corrupt above (" +
                        ", ".join(_download_key(s, root) for s in corrupt) + ") and downloads them afresh; "
                        "present and verified files stay.")
