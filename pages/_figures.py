@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from tlcore.data import DomainPair
 from tlcore.data.domain import as_float
 from tlcore.inspection import Cloud, RunInspection
+from tlcore.ntg import NEGATIVE_TRANSFER, POSITIVE_TRANSFER, NTGSummary, ntg_label
 
 # --- look ------------------------------------------------------------------------------------
 SOURCE_COLOUR, TARGET_COLOUR = "#1f6fb4", "#e8710a"
@@ -23,11 +24,27 @@ DOMAIN_NAMES = ("source", "target")
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 BAD, GOOD = "#d62728", "#2ca02c"
+NEUTRAL = "#7f7f7f"         # no effect, within noise
+MISSING = "#999999"         # no NTG at all
 FONT = dict(size=16)
 
 
 def class_colour(c: int) -> str:
     return CLASS_COLOURS[c % len(CLASS_COLOURS)]
+
+
+def ntg_colour(ntg: float | NTGSummary | None) -> str:
+    """The colour of an NTG: :data:`BAD` (red) for negative transfer, :data:`GOOD` (green) for
+    positive, :data:`NEUTRAL` (grey) for no effect (exactly 0) or within noise. A summary over
+    seeds reads its label (its t-interval); a single seed, which has none, reads its sign
+    (``tlcore.ntg.ntg_label``)."""
+    if ntg is None:
+        return MISSING
+    if isinstance(ntg, NTGSummary):
+        label = ntg_label(ntg.mean) if ntg.n == 1 else ntg.label
+    else:
+        label = ntg_label(ntg)
+    return {NEGATIVE_TRANSFER: BAD, POSITIVE_TRANSFER: GOOD}.get(label, NEUTRAL)
 
 
 def base_layout(title: str | None = None, height: int = 340) -> dict:
@@ -229,8 +246,9 @@ def strategy_figure(summaries, title: str, reference: float | None = None) -> go
     names = [s.strategy for s in summaries]
     fig = go.Figure(go.Bar(
         x=names, y=[s.mean for s in summaries], marker_color=SOURCE_COLOUR,
-        error_y={"type": "data", "array": [s.std for s in summaries], "visible": any(s.runs > 1 for s in summaries)},
-        text=[f"{s.mean:.3f}" + (f" ± {s.std:.3f} (n={s.runs})" if s.runs > 1 else "") for s in summaries],
+        error_y={"type": "data", "array": [0.0 if s.std is None else s.std for s in summaries],
+                 "visible": any(s.std is not None for s in summaries)},
+        text=[f"{s.mean:.3f}" + (f" ± {s.std:.3f} (n={s.runs})" if s.std is not None else "") for s in summaries],
         textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dash", line_color="#555",
@@ -243,8 +261,9 @@ def ntg_figure(summaries, title: str) -> go.Figure:
     rows = [s for s in summaries if s.ntg_mean is not None]
     fig = go.Figure(go.Bar(
         x=[s.strategy for s in rows], y=[s.ntg_mean for s in rows],
-        marker_color=[BAD if s.ntg_mean > 0 else GOOD for s in rows],
-        error_y={"type": "data", "array": [s.ntg_std for s in rows], "visible": any(s.ntg_runs > 1 for s in rows)},
+        marker_color=[ntg_colour(s.ntg_mean) for s in rows],
+        error_y={"type": "data", "array": [0.0 if s.ntg_std is None else s.ntg_std for s in rows],
+                 "visible": any(s.ntg_std is not None for s in rows)},
         text=[f"{s.ntg_mean:+.3f}" for s in rows], textposition="outside"))
     fig.add_hline(y=0, line_color="#333")
     fig.update_layout(yaxis={"title": "NTG (positive = negative transfer)"})

@@ -8,49 +8,54 @@ import pandas as pd
 import streamlit as st
 
 from tlcore.config import form_fields
-from tlcore.ntg import NEGATIVE_TRANSFER, POSITIVE_TRANSFER, WITHIN_NOISE, NTGSummary
+from tlcore.ntg import NEGATIVE_TRANSFER, NO_EFFECT, POSITIVE_TRANSFER, WITHIN_NOISE, NTGSummary, format_ntg, ntg_label
 from tlcore.strategies import STRATEGIES
 
-from pages._figures import BAD, GOOD
+from pages._figures import BAD, GOOD, NEUTRAL, ntg_colour
+
+# What each verdict means for the source, after tlcore.ntg's own words.
+MEANING = {NEGATIVE_TRANSFER: "the source hurt", POSITIVE_TRANSFER: "the source helped",
+           NO_EFFECT: "the source changed nothing", WITHIN_NOISE: "the interval contains 0"}
+_MARKDOWN_COLOURS = {BAD: "red", GOOD: "green"}  # st.markdown's colour names; anything else is gray
+
+
+def markdown_colour(ntg: float | NTGSummary) -> str:
+    """``red``, ``green`` or ``gray``: :func:`pages._figures.ntg_colour` as ``st.markdown`` names it."""
+    return _MARKDOWN_COLOURS.get(ntg_colour(ntg), "gray")
 
 def ntg_badge(metrics: dict, over_seeds: NTGSummary | None = None) -> None:
-    """Show the negative-transfer gap when the run has one (red when positive) and, given
+    """Show the negative-transfer gap when the run has one (red when positive, green when negative,
+    grey at exactly 0: no effect) and, given
     ``over_seeds`` (``tlcore.seeds.ntg_over_seeds`` of the run), its mean and spread over the
     seeds of the run's configuration (see :func:`ntg_seeds_markdown`)."""
     ntg = metrics.get("ntg")
     if not isinstance(ntg, (int, float)):
         return
     base = metrics.get("target_only_accuracy")
-    verdict = "negative transfer: the source hurt" if ntg > 0 else "the source helped"
-    colour = "red" if ntg > 0 else "green"
-    st.markdown(f"#### :{colour}[NTG {ntg:+.3f}] — {verdict}" + (" (this seed)" if over_seeds else ""))
+    st.markdown(f"#### :{markdown_colour(ntg)}[NTG {format_ntg(ntg)}] — {MEANING[ntg_label(ntg)]}"
+                + (" (this seed)" if over_seeds else ""))
     st.caption(f"NTG = target error with the source − target error of target_only "
                f"(target_only accuracy {base:.3f}, this run {metrics.get('target_accuracy', float('nan')):.3f}).")
     if over_seeds is not None:
         st.markdown(ntg_seeds_markdown(over_seeds))
 
 
-NTG_LABEL_COLOURS = {NEGATIVE_TRANSFER: "red", POSITIVE_TRANSFER: "green", WITHIN_NOISE: "gray"}
-NTG_LABEL_HEX = {NEGATIVE_TRANSFER: BAD, POSITIVE_TRANSFER: GOOD, WITHIN_NOISE: "#7f7f7f"}
 ONE_SEED = "1 seed: run more seeds (change the seed in the sidebar) to see the spread"
 
 
 def ntg_seeds_text(summary: NTGSummary) -> str:
-    """``NTG +0.120 ± 0.030 over 5 seeds (95% CI [+0.083, +0.157]): negative transfer`` (± is the
+    """``NTG`` and ``tlcore.ntg.format_ntg`` of the summary with what its verdict means (± is the
     sample standard deviation), or :data:`ONE_SEED`."""
     if summary.n < 2:
         return ONE_SEED
-    verdict = {NEGATIVE_TRANSFER: "negative transfer (the source hurt)",
-               POSITIVE_TRANSFER: "positive transfer (the source helped)",
-               WITHIN_NOISE: "within noise (the interval contains 0)"}[summary.label]
-    return (f"NTG {summary.mean:+.3f} ± {summary.std:.3f} over {summary.n} seeds "
-            f"({summary.confidence:.0%} CI [{summary.ci_low:+.3f}, {summary.ci_high:+.3f}]): {verdict}")
+    return f"NTG {format_ntg(summary)} ({MEANING[summary.label]})"
 
 
 def ntg_seeds_markdown(summary: NTGSummary) -> str:
     """:func:`ntg_seeds_text` coloured: red for negative transfer, green for positive, grey within
-    noise and for a single seed."""
-    return f"**:{NTG_LABEL_COLOURS.get(summary.label, 'gray')}[{ntg_seeds_text(summary)}]**"
+    noise and for a single seed (which has no verdict over seeds yet)."""
+    colour = "gray" if summary.n < 2 else markdown_colour(summary)
+    return f"**:{colour}[{ntg_seeds_text(summary)}]**"
 
 
 def _settings_text(config: dict) -> str:
@@ -92,4 +97,4 @@ NTG_SEEDS_COLUMNS = {
 def style_ntg_verdicts(frame: pd.DataFrame):
     """The table with its verdicts coloured (red: negative transfer, green: positive, grey: noise)."""
     colours = {NEGATIVE_TRANSFER: BAD, POSITIVE_TRANSFER: GOOD}
-    return frame.style.map(lambda v: f"color: {colours.get(v, '#7f7f7f')}; font-weight: bold", subset=["verdict"])
+    return frame.style.map(lambda v: f"color: {colours.get(v, NEUTRAL)}; font-weight: bold", subset=["verdict"])

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from tlcore.errors import TransferLabError
-from tlcore.ntg import NEGATIVE_TRANSFER, POSITIVE_TRANSFER
+from tlcore.ntg import format_ntg
 from tlcore.sweeps import (ALL_LABELS, BudgetResult, ComparisonResult, GapRow, ShiftResult, SourceResult,
                            SourceSweep, SweepResult, SweepSpec, collect_sweep, load_sweep, run_sweep, score_sources,
                            shift_gaps, spec_from_dict, sweep_to_dict, sweep_work)
@@ -196,11 +196,7 @@ def _colour(i: int) -> str:
 
 
 def _ntg_text(point) -> str:
-    if point.ntg is None:
-        return ""
-    s = point.ntg
-    spread = f" ± {s.std:.3f}" if s.std is not None else ""
-    return f"<br>NTG {s.mean:+.3f}{spread} ({s.label}, n={s.n})"
+    return "" if point.ntg is None else f"<br>NTG {format_ntg(point.ntg)}"
 
 
 def _arm_trace(points, xs_of, name: str, colour: str, dash: str | None = None) -> go.Scatter:
@@ -342,16 +338,6 @@ def shift_figure(result: ShiftResult, title: str | None = None) -> go.Figure:
     return fig
 
 
-def _ntg_colour(summary) -> str:
-    if summary is None:
-        return "#999999"
-    if summary.label == NEGATIVE_TRANSFER or (summary.n == 1 and summary.mean > 0):
-        return _figures.BAD
-    if summary.label == POSITIVE_TRANSFER or (summary.n == 1 and summary.mean <= 0):
-        return _figures.GOOD
-    return "#999999"
-
-
 def source_scores_figure(result: SourceResult, title: str | None = None) -> go.Figure:
     """Before training: each candidate source's input-space gap to the target and its LogME."""
     rows = [s for s in result.summaries if s.logme is not None]
@@ -374,7 +360,7 @@ def source_outcome_figure(result: SourceResult, title: str | None = None) -> go.
     """After training: the NTG each source gave (red: negative transfer), spread over seeds."""
     rows = [s for s in result.summaries if s.ntg is not None]
     fig = go.Figure(go.Bar(
-        x=[s.source for s in rows], y=[s.ntg.mean for s in rows], marker_color=[_ntg_colour(s.ntg) for s in rows],
+        x=[s.source for s in rows], y=[s.ntg.mean for s in rows], marker_color=[_figures.ntg_colour(s.ntg) for s in rows],
         error_y={"type": "data", "array": [s.ntg.std or 0.0 for s in rows],
                  "visible": any(s.ntg.std is not None for s in rows)},
         text=[f"{s.ntg.mean:+.3f} ({s.ntg.label})" for s in rows], textposition="outside",
@@ -393,7 +379,7 @@ def score_vs_outcome_figure(result: SourceResult, score: str = "logme") -> go.Fi
     names = {"logme": "LogME", "mmd2": "MMD²", "pad": "proxy A-distance"}
     fig = go.Figure(go.Scatter(
         x=[getattr(s, score) for s in rows], y=[s.ntg.mean for s in rows], text=[s.source for s in rows],
-        mode="markers+text", textposition="top center", marker={"size": 14, "color": [_ntg_colour(s.ntg) for s in rows]},
+        mode="markers+text", textposition="top center", marker={"size": 14, "color": [_figures.ntg_colour(s.ntg) for s in rows]},
         hovertemplate="%{text}<br>" + names[score] + " %{x:.3f}<br>NTG %{y:+.3f}<extra></extra>", showlegend=False))
     fig.add_hline(y=0, line_color="#333", line_dash="dot")
     rho = "ρ undefined (needs 3+ sources that differ)" if corr is None or corr.rho is None else \

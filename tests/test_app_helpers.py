@@ -61,7 +61,38 @@ def test_default_state_holds_every_strategy_parameter():
 def test_data_path_note_says_how_the_data_reached_the_model():
     from pages import _runs
     assert _runs.data_path_note({}) == ""
-    assert _runs.data_path_note({"data_mode": "stream"}) == "Data streamed from disk through a DataLoader"
+    assert "streamed" in _runs.data_path_note({"data_mode": "stream"})
     note = _runs.data_path_note({"data_mode": "resident",
                                  "batch_size_fit": {"requested": 256, "chosen": 96, "tried": [], "device": "cuda"}})
-    assert note == "Data resident on the device (batched by indexing); batch size reduced from 256 to 96 to fit GPU memory"
+    assert "resident" in note and "reduced from 256 to 96" in note
+    fits = _runs.data_path_note({"data_mode": "resident", "batch_size_fit": {"requested": 64, "chosen": 64}})
+    assert "reduced" not in fits and "fits" in fits
+
+
+class _Run:
+    def __init__(self, strategy, seed, **metrics):
+        self.strategy, self.seed, self.metrics = strategy, seed, metrics
+
+
+def test_ntg_colours_red_for_negative_green_for_positive_grey_for_zero_and_noise():
+    from pages import _figures as F
+    from tlcore.ntg import summarise_ntg
+    assert F.ntg_colour(0.2) == F.BAD and F.ntg_colour(-0.2) == F.GOOD
+    assert F.ntg_colour(0.0) == F.NEUTRAL  # no effect: neither hurt nor helped
+    assert F.ntg_colour(summarise_ntg([0.2, 0.25, 0.3])) == F.BAD
+    assert F.ntg_colour(summarise_ntg([0.1, -0.05])) == F.NEUTRAL  # within noise
+    assert F.ntg_colour(summarise_ntg([-0.1])) == F.GOOD  # one seed: its sign
+    assert F.ntg_colour(None) == F.MISSING
+
+
+def test_comparison_figures_take_a_single_run_without_a_spread():
+    from pages import _figures as F
+    from tlcore.summary import summarise_by_strategy
+    one = summarise_by_strategy([_Run("finetune", 0, target_accuracy=0.5, ntg=0.0)])
+    assert one[0].std is None and one[0].ntg_std is None
+    acc = F.strategy_figure(one, "accuracy")
+    assert acc.data[0].error_y.visible is False and "±" not in acc.data[0].text[0]
+    ntg = F.ntg_figure(one, "ntg")
+    assert list(ntg.data[0].marker.color) == [F.NEUTRAL] and ntg.data[0].error_y.visible is False
+    several = summarise_by_strategy([_Run("dann", s, target_accuracy=0.5 + s / 10, ntg=0.1 * s) for s in (1, 2, 3)])
+    assert F.ntg_figure(several, "ntg").data[0].error_y.visible is True

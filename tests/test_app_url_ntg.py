@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from types import SimpleNamespace
 from urllib.parse import parse_qsl
 
 import pytest
@@ -164,16 +166,50 @@ def test_inspect_and_compare_links():
 
 
 # --- the NTG over seeds ------------------------------------------------------------------------------------
-def test_train_page_shows_the_ntg_over_seeds_in_red_for_negative_transfer():
+def ntg_lines(at) -> list[tuple[str, str]]:
+    """The NTG lines a page drew, as (colour, text): ``:red[NTG +0.250 …]`` → ``("red", "NTG +0.250 …")``."""
+    found = []
+    for m in at.markdown:
+        match = re.search(r":(red|green|gray)\[(NTG [^\]]*|1 seed[^\]]*)\](.*)", m.value)
+        if match:
+            found.append((match.group(1), match.group(2) + match.group(3)))
+    return found
+
+
+def badge(at) -> tuple[str, str]:
+    """The run's own NTG badge (a heading), as (colour, text)."""
+    heads = [m for m in at.markdown if m.value.startswith("####") and "NTG" in m.value]
+    assert len(heads) == 1, [m.value for m in at.markdown]
+    return ntg_lines(SimpleNamespace(markdown=heads))[0]
+
+
+def test_a_source_that_hurt_on_every_seed_reads_red_negative_transfer():
     store = RunStore()
     ids = [fake_run(store, "finetune", s, 0.5 - g, ntg=g, target_only_accuracy=0.5) for s, g in
            enumerate([0.2, 0.25, 0.3])]
     at = open_page("pages/train.py", query={"run": ids[1]})
-    text = " ".join(m.value for m in at.markdown)
-    # mean 0.25, sd 0.05, 95% CI 0.25 ± 4.3027 · 0.05 / √3 = [0.126, 0.374]
-    assert ":red[NTG +0.250 ± 0.050 over 3 seeds (95% CI [+0.126, +0.374]): negative transfer" in text
-    assert ":red[NTG +0.250] — negative transfer: the source hurt (this seed)" in text
+    colour, text = badge(at)
+    assert colour == "red" and "negative transfer" in text and "positive" not in text
+    over_seeds = [(c, t) for c, t in ntg_lines(at) if "3 seeds" in t]
+    assert len(over_seeds) == 1
+    colour, text = over_seeds[0]
+    assert colour == "red" and "negative transfer" in text
     assert at.get("download_button")  # the run's curves as CSV
+
+
+def test_an_ntg_of_exactly_zero_reads_no_effect_not_positive_transfer():
+    store = RunStore()
+    run_id = fake_run(store, "finetune", 0, 0.5, ntg=0.0, target_only_accuracy=0.5)
+    colour, text = badge(open_page("pages/train.py", query={"run": run_id}))
+    assert colour == "gray" and "no effect" in text
+    assert "positive" not in text and "helped" not in text and "negative" not in text
+
+
+def test_a_source_that_helped_reads_green_positive_transfer():
+    store = RunStore()
+    run_id = fake_run(store, "dann", 0, 0.7, ntg=-0.2, target_only_accuracy=0.5)
+    colour, text = badge(open_page("pages/train.py", query={"run": run_id}))
+    assert colour == "green" and "positive transfer" in text and "negative" not in text
 
 
 def test_ntg_within_noise_is_grey_and_one_seed_asks_for_more():
@@ -181,12 +217,14 @@ def test_ntg_within_noise_is_grey_and_one_seed_asks_for_more():
     a = fake_run(store, "finetune", 0, 0.4, ntg=0.1, target_only_accuracy=0.5)
     fake_run(store, "finetune", 1, 0.55, ntg=-0.05, target_only_accuracy=0.5)
     at = open_page("pages/train.py", query={"run": a})
-    text = " ".join(m.value for m in at.markdown)
-    assert ":gray[NTG +0.025 ± 0.106 over 2 seeds" in text and "within noise" in text
+    over_seeds = [(c, t) for c, t in ntg_lines(at) if "2 seeds" in t]
+    assert len(over_seeds) == 1 and over_seeds[0][0] == "gray" and "within noise" in over_seeds[0][1]
 
     lone = fake_run(store, "dann", 0, 0.4, ntg=0.1, target_only_accuracy=0.5)
     at = open_page("pages/train.py", query={"run": lone})
-    assert any("1 seed: run more seeds (change the seed in the sidebar)" in m.value for m in at.markdown)
+    lines = ntg_lines(at)
+    assert badge(at)[0] == "red"  # this seed did hurt ...
+    assert [c for c, t in lines if t.startswith("1 seed")] == ["gray"]  # ... but one seed has no verdict yet
 
 
 def test_compare_shows_the_ntg_per_configuration_with_its_label_and_exports_it():
@@ -213,7 +251,10 @@ def test_inspect_shows_the_ntg_over_seeds_and_offers_csv():
     first = finished_run(strategy="finetune", target_labels=2, source="moons:permute", target="moons", seed=0)
     finished_run(strategy="finetune", target_labels=2, source="moons:permute", target="moons", seed=1)
     at = open_page("pages/inspect_run.py", query={"run": first, "projection": "PCA"})
-    assert any("over 2 seeds" in m.value for m in at.markdown)
+    # Label-shuffled source: finetuning from it is worse than target_only alone on every seed.
+    colour, text = badge(at)
+    assert colour == "red" and "negative transfer" in text
+    assert any("2 seeds" in t for _, t in ntg_lines(at))
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download per-class accuracy as CSV", "Download the confusion matrices as CSV"]
     wait_for_jobs()

@@ -16,6 +16,7 @@ import time
 from typing import Sequence
 
 from .errors import TransferLabError
+from .ntg import format_ntg
 
 
 class ProgressBar:
@@ -153,8 +154,7 @@ def _cmd_run(args) -> int:
         print(f"run {out.run_id} {out.status}: source accuracy {m['source_accuracy']:.4f}, "
               f"target accuracy {m['target_accuracy']:.4f}")
         if m.get("ntg") is not None:
-            verdict = "negative transfer" if m["ntg"] > 0 else "positive transfer"
-            print(f"target_only accuracy {m['target_only_accuracy']:.4f}; NTG {m['ntg']:+.4f} ({verdict})")
+            print(f"target_only accuracy {m['target_only_accuracy']:.4f}; NTG {format_ntg(m['ntg'], digits=4)}")
     return 0
 
 
@@ -254,18 +254,11 @@ def _mean_sd(mean: float, std: float | None) -> str:
     return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
-def _ntg_text(ntg) -> str:
-    if ntg is None:
-        return ""
-    interval = f" [{ntg.ci_low:+.3f}, {ntg.ci_high:+.3f}]" if ntg.ci_low is not None else ""
-    return f"{ntg.mean:+.4f}{interval} {ntg.label}"
-
-
 def _print_points(points, x_name: str) -> None:
-    print(f"  {x_name:>14}  {'strategy':<36} {'target accuracy':<17}  NTG (95% interval)")
+    print(f"  {x_name:>14}  {'strategy':<36} {'target accuracy':<17}  NTG (mean ± sd over seeds, 95% CI): verdict")
     for p in points:
         x = "" if p.x is None else (f"{p.x:g}" if isinstance(p.x, float) else str(p.x))
-        print(f"  {x:>14}  {p.arm:<36} {_mean_sd(p.mean_accuracy, p.std_accuracy):<17}  {_ntg_text(p.ntg)}")
+        print(f"  {x:>14}  {p.arm:<36} {_mean_sd(p.mean_accuracy, p.std_accuracy):<17}  {format_ntg(p.ntg)}")
 
 
 def _print_sweep(result, lesson=None) -> None:
@@ -295,12 +288,12 @@ def _print_sweep(result, lesson=None) -> None:
               f"{'none' if result.crossover is None else f'{result.crossover:g}'}")
     elif isinstance(result, SourceResult):
         print(f"which source for {spec.target}? strategy {spec.strategy}, k = {spec.target_labels} (seeds {seeds})")
-        print(f"  {'source':<28} {'MMD²':>9} {'PAD':>7} {'LogME':>9}  {'target acc':>10}  NTG (95% interval)")
+        print(f"  {'source':<28} {'MMD²':>9} {'PAD':>7} {'LogME':>9}  {'target acc':>10}  NTG (mean ± sd over seeds, 95% CI): verdict")
         for s in result.summaries:
             def number(value, width, digits):
                 return f"{'':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
             print(f"  {s.source:<28} {number(s.mmd2, 9, 5)} {number(s.pad, 7, 3)} {number(s.logme, 9, 4)}  "
-                  f"{number(s.target_accuracy, 10, 4)}  {_ntg_text(s.ntg)}")
+                  f"{number(s.target_accuracy, 10, 4)}  {format_ntg(s.ntg)}")
         if not result.rows:
             print("after training: not run yet (scores only); run without --before-only for the NTGs")
         for c in result.correlations if result.rows else ():

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
+from .ntg import mean_sd
 from .strategies import STRATEGIES
 
 __all__ = ["StrategySummary", "summarise_by_strategy"]
@@ -24,24 +25,18 @@ class _Run(Protocol):
 @dataclass(frozen=True)
 class StrategySummary:
     """One strategy's runs: ``mean`` and ``std`` of the metric (sample standard deviation
-    over runs, 0 for a single run), the seeds they used, and the same for the NTG over
-    the runs that have one (``ntg_mean`` None when none has)."""
+    over runs, ``tlcore.ntg.mean_sd``; None for a single run, which has no spread), the
+    seeds they used, and the same for the NTG over the runs that have one (``ntg_mean`` None
+    when none has)."""
 
     strategy: str
     runs: int
     seeds: tuple[int, ...]
     mean: float
-    std: float
+    std: float | None
     ntg_runs: int
     ntg_mean: float | None
     ntg_std: float | None
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _finite(value: Any) -> bool:
@@ -58,9 +53,9 @@ def summarise_by_strategy(runs: Iterable[_Run], metric: str = "target_accuracy")
     out = []
     for strategy in sorted(groups, key=lambda s: (order.get(s, len(order)), s)):
         members = groups[strategy]
-        mean, std = _mean_std([float(r.metrics[metric]) for r in members])
+        mean, std = mean_sd([float(r.metrics[metric]) for r in members])
         ntgs = [float(r.metrics["ntg"]) for r in members if _finite(r.metrics.get("ntg"))]
-        ntg_mean, ntg_std = _mean_std(ntgs) if ntgs else (None, None)
+        ntg_mean, ntg_std = mean_sd(ntgs) if ntgs else (None, None)
         seeds = tuple(sorted({int(r.seed) for r in members if r.seed is not None}))
         out.append(StrategySummary(strategy=strategy, runs=len(members), seeds=seeds, mean=mean, std=std,
                                    ntg_runs=len(ntgs), ntg_mean=ntg_mean, ntg_std=ntg_std))
