@@ -1,9 +1,10 @@
 """`tlcore`: the command line, a thin shell over the engine API.
 
-Every user error (:class:`~tlcore.errors.TransferLabError`) becomes one
-``error: ...`` line on stderr and exit status 2; nothing is written to the run
-store for input that fails validation. Ctrl-C (SIGINT), SIGTERM and SIGHUP end
-a run as ``interrupted`` in the store, with exit status 128 + the signal number.
+Every user error (:class:`~tlcore.errors.TransferLabError`, or an OSError such as an
+output path that cannot be written) becomes one ``error: ...`` line on stderr and exit
+status 2; nothing is written to the run store for input that fails validation. Ctrl-C
+(SIGINT), SIGTERM and SIGHUP end a run as ``interrupted`` in the store, with exit status
+128 + the signal number.
 """
 from __future__ import annotations
 
@@ -158,10 +159,16 @@ def _cmd_run(args) -> int:
     return 0
 
 
+MAX_PERMUTATIONS = 10_000  # `tlcore gap`: about 20 s on the built-in digits on one CPU core (~2 ms per permutation)
+
+
 def _cmd_gap(args) -> int:
     from .data import make_pair
     from .data.domain import as_float
     from .metrics import mmd_permutation_test, proxy_a_distance
+    if not 1 <= args.permutations <= MAX_PERMUTATIONS:
+        raise TransferLabError(f"--permutations must be between 1 and {MAX_PERMUTATIONS} (the p-value's resolution "
+                               f"is 1/(B+1); more only cost time), got {args.permutations}")
     pair = make_pair(args.source, args.target, seed=args.seed, data_dir=args.data_dir or None)
     xs, xt = as_float(pair.source.x_train), as_float(pair.target.x_train)
     test = mmd_permutation_test(xs, xt, num_permutations=args.permutations, seed=args.seed)
@@ -558,6 +565,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as exc:
         print(f"interrupted: {exc}", file=sys.stderr)
         return 128 + exc.signum
+    except OSError as exc:  # an output path that cannot be written (a missing directory, a full disk)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -9,6 +9,7 @@ config (:meth:`RunConfig.to_dict`), strategy hyperparameters included.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, get_type_hints
 
@@ -65,10 +66,21 @@ def validate_fields(config) -> None:
             raise ConfigError(f"{info.name}={value!r} must be of type {expected.__name__}")
         if info.choices is not None and value not in info.choices:
             raise ConfigError(f"{info.name}={value!r} is not one of: {', '.join(map(str, info.choices))}")
+        ranged = info.min is not None or info.max is not None
+        if ranged and isinstance(value, float) and not math.isfinite(value):
+            # (every comparison with NaN is false, so a range check alone would let it through)
+            raise ConfigError(f"{info.name}={value!r} must be a finite number"
+                              f"{_range_text(info.min, info.max)}")
         if info.min is not None and value < info.min:
             raise ConfigError(f"{info.name}={value!r} is below its minimum {info.min}")
         if info.max is not None and value > info.max:
             raise ConfigError(f"{info.name}={value!r} is above its maximum {info.max}")
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f" between {lo} and {hi}"
+    return f" of at least {lo}" if lo is not None else f" of at most {hi}"
 
 
 def from_mapping(config_cls, values: Mapping[str, Any] | None):
@@ -77,8 +89,8 @@ def from_mapping(config_cls, values: Mapping[str, Any] | None):
     names = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {config_cls.__qualname__}; "
-                          f"valid: {', '.join(sorted(names))}")
+        valid = f"valid: {', '.join(sorted(names))}" if names else "it takes no settings"
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for {config_cls.__qualname__}; {valid}")
     hints = get_type_hints(config_cls)
     for k, v in list(values.items()):
         if hints[k] is float and isinstance(v, int) and not isinstance(v, bool):
