@@ -18,7 +18,8 @@ from typing import Any, Callable
 import torch
 
 from . import events as ev
-from .config import RunConfig
+from .config import RunConfig, result_fields
+from .device import compute_precision, select_device
 from .errors import NonFiniteLossError, TransferLabError
 from .metrics import negative_transfer_gap
 from .paths import checkpoint_dir
@@ -26,22 +27,21 @@ from .runs import RunStore, config_key, register_live, unregister_live
 from .strategies import STRATEGIES
 from .train import StopFlag, Trainer, resolved_config
 
-# Settings that change how a run is observed or scheduled, not what it computes. A streamed run
-# trains on the same rows, step by step, as a resident one (tlcore.train.index_plan), so the data
-# mode and the number of loader workers are among them.
-_NOT_RESULT_FIELDS = ("log_every", "evals_per_epoch", "threads", "device", "data_dir", "data_mode", "loader_workers")
 NTG_BASELINE = "target_only"  # the reference that the negative-transfer gap is measured against
-HEARTBEAT_INTERVAL_S = 5.0  # how often a run waiting for its baseline stamps its own heartbeat
 
 
-def result_key(config: RunConfig) -> str:
-    """Identifies runs that compute the same thing (used to find or reuse a baseline)."""
-    d = resolved_config(config).to_dict()
-    for k in _NOT_RESULT_FIELDS:
-        d.pop(k, None)
-    if d.get("batch_size_auto", True):  # the default: keys stay those of runs stored before the option existed
-        d.pop("batch_size_auto", None)
-    return config_key(d)
+def result_key(config: RunConfig, precision: str | None = None) -> str:
+    """Identifies runs that compute the same thing (used to find or reuse a baseline).
+
+    The key hashes :func:`tlcore.config.result_fields`: the fields marked as changing the
+    result (their ``result`` mode in :mod:`tlcore.config`) and the arithmetic precision,
+    which ``precision`` gives or, when None, is resolved from the config's device and ``amp``
+    on this machine (:func:`tlcore.device.compute_precision`): a bf16 GPU run never reuses a
+    CPU baseline, while the device's name alone is not part of the key.
+    """
+    if precision is None:
+        precision = compute_precision(select_device(config.device), config.amp)
+    return config_key(result_fields(resolved_config(config), precision))
 
 
 def baseline_config(config: RunConfig) -> RunConfig | None:

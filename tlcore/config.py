@@ -16,10 +16,22 @@ from typing import Any, Mapping, get_type_hints
 from .errors import ConfigError
 
 
+# How a field enters the result key (:func:`result_fields`), declared next to the field:
+#   True:   it changes what a run computes (the default: every strategy hyperparameter);
+#   False:  it changes how a run is observed, scheduled or where it reads from, not its numbers;
+#   UNLESS_DEFAULT: it changes the result, but at its default it is left out of the key, so that
+#           adding such a field keeps the keys of every run stored before it existed.
+UNLESS_DEFAULT = "unless_default"
+RESULT_MODES = (True, False, UNLESS_DEFAULT)
+
+
 def spec(default: Any, help: str, lo: float | None = None, hi: float | None = None,
-         choices: tuple | None = None, advanced: bool = False):
-    """A dataclass field with its range, choices and help line in metadata."""
-    meta = {"help": help, "min": lo, "max": hi, "choices": choices, "advanced": advanced}
+         choices: tuple | None = None, advanced: bool = False, result: bool | str = True):
+    """A dataclass field with its range, choices, help line and result mode in metadata
+    (``result``: whether it changes what a run computes; see :data:`RESULT_MODES`)."""
+    if result not in RESULT_MODES:
+        raise ValueError(f"result={result!r} is not one of {RESULT_MODES}")
+    meta = {"help": help, "min": lo, "max": hi, "choices": choices, "advanced": advanced, "result": result}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -117,21 +129,27 @@ class RunConfig:
     weight_decay: float = spec(0.0, "Adam weight decay", 0.0, 1.0, advanced=True)
     seed: int = spec(0, "seed for data shifts, sampling and initialisation", 0, 2**31 - 1)
     model: str = spec("auto", "model: auto picks mlp for 2-D data and lenet for images", advanced=True)
-    amp: bool = spec(True, "mixed precision (bf16, else fp16) on CUDA", advanced=True)
-    device: str = spec("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps", advanced=True)
-    threads: int = spec(0, "CPU intra-op threads (0 = choose automatically)", 0, 256, advanced=True)
-    log_every: int = spec(10, "steps between step events (one device sync each)", 1, 100000, advanced=True)
-    evals_per_epoch: int = spec(1, "evaluations on the test splits per epoch", 1, 100, advanced=True)
-    data_dir: str = spec("", "directory with downloaded datasets (empty = default)", advanced=True)
+    amp: bool = spec(True, "mixed precision (bf16, else fp16) on CUDA", advanced=True)  # see result_fields
+    device: str = spec("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps", advanced=True,
+                       result=False)
+    threads: int = spec(0, "CPU intra-op threads (0 = choose automatically)", 0, 256, advanced=True, result=False)
+    log_every: int = spec(10, "steps between step events (one device sync each)", 1, 100000, advanced=True,
+                         result=False)
+    evals_per_epoch: int = spec(1, "evaluations on the test splits per epoch", 1, 100, advanced=True,
+                                result=False)
+    data_dir: str = spec("", "directory with downloaded datasets (empty = default)", advanced=True,
+                         result=False)
     data_mode: str = spec("auto", "auto: image folders above the resident limit ($TRANSFER_LAB_MAX_RESIDENT_MB) "
                                   "stream from disk through a DataLoader, smaller data stays in memory; resident: "
                                   "always in memory (refuses above the limit); stream: always through the DataLoader",
-                          choices=("auto", "resident", "stream"), advanced=True)
+                          choices=("auto", "resident", "stream"), advanced=True,
+                          result=False)  # a streamed run trains on the same rows (tlcore.train.index_plan)
     loader_workers: int = spec(2, "DataLoader worker processes that decode images when the data streams "
-                                  "(0 = decode in the training process)", 0, 64, advanced=True)
+                                  "(0 = decode in the training process)", 0, 64, advanced=True,
+                               result=False)
     batch_size_auto: bool = spec(True, "on a CUDA GPU, lower the batch size to the largest that fits in GPU memory "
                                        "(found by trying real forward and backward passes); no effect on a CPU",
-                                 advanced=True)
+                                 advanced=True, result=UNLESS_DEFAULT)
 
     def __post_init__(self) -> None:
         validate_fields(self)
@@ -145,3 +163,30 @@ class RunConfig:
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
+
+
+def result_fields(config: RunConfig, precision: str = "fp32") -> dict[str, Any]:
+    """The settings that decide what a run computes: the input of the result key
+    (:func:`tlcore.api.result_key`), which finds a stored run to reuse (a matched baseline,
+    a sweep point) instead of training it again.
+
+    Each field's ``result`` mode (see :data:`RESULT_MODES`) decides whether it is in. The
+    device *name* is not (a CPU and a CUDA run in fp32 compute the same thing up to kernel
+    rounding), but the arithmetic ``precision`` it ran in is: a bf16 or fp16 autocast run on a
+    GPU is not the fp32 run on a CPU, so the one is never reused for the other. ``precision``
+    is left out at fp32, so the keys of the CPU runs stored before it was added are unchanged.
+    """
+    values = config.to_dict()
+    out = {}
+    for f in dataclasses.fields(config):
+        mode = f.metadata.get("result", True)
+        if mode is False:
+            continue
+        if mode == UNLESS_DEFAULT:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if values[f.name] == default:
+                continue
+        out[f.name] = values[f.name]
+    if precision != "fp32":
+        out["precision"] = precision
+    return out

@@ -44,6 +44,14 @@ def select_device(requested: str = "auto") -> torch.device:
     raise DeviceError(f"unknown device {requested!r}; valid devices: auto, cpu, cuda, cuda:N, mps")
 
 
+def compute_precision(device: torch.device, amp: bool) -> str:
+    """The arithmetic a run on ``device`` trains in: ``bf16`` or ``fp16`` (autocast, when ``amp``
+    is on and the device is a CUDA GPU; bf16 where the GPU supports it), else ``fp32``."""
+    if device.type == "cuda" and amp:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
 def describe_device(device: torch.device) -> str:
     """A human-readable device name, with the GPU's name when there is one."""
     if device.type == "cuda":

@@ -45,7 +45,7 @@ from . import events as ev
 from .config import RunConfig, from_mapping
 from .data.domain import DomainPair, as_float
 from .data.lazy import is_lazy, take_rows
-from .device import BatchSizeFit, auto_threads, choose_batch_size, describe_device, select_device
+from .device import BatchSizeFit, auto_threads, choose_batch_size, compute_precision, describe_device, select_device
 from .errors import ConfigError, NonFiniteLossError, UnknownNameError
 from .models import SplitModel, build_model
 from .strategies import STRATEGIES
@@ -408,9 +408,9 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------
     def _autocast(self):
-        if self.device.type == "cuda" and self.config.amp:
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
+        precision = compute_precision(self.device, self.config.amp)
+        if precision != "fp32":
+            return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
         return contextlib.nullcontext()
 
     def run(self, stop: StopFlag | None = None) -> Iterator[ev.Event]:
@@ -433,7 +433,7 @@ class Trainer:
         self.strategy.prepare(ctx)
         gen = torch.Generator().manual_seed(cfg.seed + 1)
         eval_every = max(1, ctx.steps_per_epoch // cfg.evals_per_epoch)
-        use_scaler = dev.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
+        use_scaler = compute_precision(dev, cfg.amp) == "fp16"  # bf16 needs no loss scaling
         scaler = torch.amp.GradScaler("cuda") if use_scaler else None
         stopped = False
         step = 0
