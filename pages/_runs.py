@@ -22,13 +22,14 @@ from tlcore.data import DomainPair, make_pair, parse_spec
 from tlcore.embed import project_pca
 from tlcore.errors import TransferLabError
 from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
+from tlcore.models import MODELS, RANDOM_INIT_SUFFIX, models_for
 from tlcore.paths import default_store_path
 from tlcore.presets import PRESETS
 from tlcore.runs import RunRecord, RunStore
 from tlcore.worker import get_worker
 
 from pages import _keys as K
-from pages._state import data_dir_key, apply_config, config_from_state, flash
+from pages._state import apply_config, config_from_state, data_dir_key, flash
 from pages._umap_worker import service as umap_service
 
 _stores: dict[str, RunStore] = {}
@@ -87,24 +88,22 @@ def data_path_note(metrics: dict) -> str:
 
 def model_choices(kind: str) -> list[str]:
     """``auto`` and the models that take ``kind`` ("vector" or "image") inputs."""
-    from tlcore.models import MODELS
-    return ["auto", *[name for name, info in MODELS.items() if kind in info.kinds]]
+    return ["auto", *models_for(kind)]
 
 
 def model_note(name: str, kind: str) -> str:
     """What a model choice means for the run: its description and, for an ImageNet-pretrained
     backbone, whether its weights are in the torch cache or will be downloaded at Start."""
-    from tlcore.models import MODELS
     if name == "auto":
         return f"auto: {'an MLP' if kind == 'vector' else 'the LeNet-style CNN'} for this pair"
     info = MODELS[name]
     note = f"{name}: {info.description}"
-    if "random_init" not in name and name in ("resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
+    if info.pretrained:
         from tlcore.backbones import weights_file
-        path, url, _ = weights_file(name)
+        path, url, _ = weights_file(info.architecture)
         note += (f". Weights in the torch cache ({path.name})." if path.is_file() else
                  f". Weights not cached yet: Start downloads them ({url}); offline, the run stops with a clear "
-                 f"error, and {name}_random_init trains without them.")
+                 f"error, and {name}{RANDOM_INIT_SUFFIX} trains without them.")
     return note
 
 

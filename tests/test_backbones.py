@@ -63,9 +63,17 @@ def test_five_stages_each_halving_the_resolution_except_the_resnet_stem_pair(arc
 
 
 def test_registered_under_their_names_and_with_explicit_random_init():
+    from tlcore.models import BACKBONES, models_for
+    assert set(ARCHITECTURES) == set(BACKBONES)  # one registry: tlcore.models.BACKBONES
     for arch in ARCHITECTURES:
         assert arch in MODELS and f"{arch}_random_init" in MODELS
         assert MODELS[arch].kinds == frozenset({"image"})
+        assert MODELS[arch].pretrained and not MODELS[f"{arch}_random_init"].pretrained
+        assert MODELS[arch].architecture == MODELS[f"{arch}_random_init"].architecture == arch
+    assert models_for("vector") == ["mlp"]
+    image = models_for("image")
+    assert image[:3] == ["lenet", "lenet_wide", "resnet18"] and len(image) == 2 + 2 * len(BACKBONES)
+    assert [n for n, m in MODELS.items() if m.pretrained] == list(BACKBONES)
 
 
 def test_resnet18_forward_on_small_grayscale_images():

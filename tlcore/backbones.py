@@ -39,12 +39,11 @@ from torch import nn
 
 from .download import NETWORK_ERRORS, ChecksumMismatch, ProgressCallback, fetch_url
 from .errors import ConfigError, WeightsUnavailableError
-from .models import SplitModel
+from .models import BACKBONES, RANDOM_INIT_SUFFIX, SplitModel
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_INPUT_SIDE = 32
-RANDOM_INIT_SUFFIX = "_random_init"
 HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")  # torch hub: the name carries the SHA-256's first hex digits
 
 
@@ -112,12 +111,15 @@ class Architecture:
     stages: Callable[[nn.Module], Stages]
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "resnet18": Architecture("resnet18", "ResNet-18", _resnet_stages),
-    "resnet50": Architecture("resnet50", "ResNet-50", _resnet_stages),
-    "mobilenet_v3_small": Architecture("mobilenet_v3_small", "MobileNetV3-Small", _mobilenet_v3_small_stages),
-    "efficientnet_b0": Architecture("efficientnet_b0", "EfficientNet-B0", _efficientnet_b0_stages),
+_STAGES: dict[str, Callable[[nn.Module], Stages]] = {
+    "resnet18": _resnet_stages,
+    "resnet50": _resnet_stages,
+    "mobilenet_v3_small": _mobilenet_v3_small_stages,
+    "efficientnet_b0": _efficientnet_b0_stages,
 }
+# One per tlcore.models.BACKBONES entry (the registry); a backbone without its stage split fails here, at import.
+ARCHITECTURES: dict[str, Architecture] = {name: Architecture(name, title, _STAGES[name])
+                                          for name, title in BACKBONES.items()}
 
 
 # --------------------------------------------------------------------------- weights
@@ -237,12 +239,3 @@ def build_backbone(arch: str, input_shape: tuple[int, ...], num_classes: int, pr
     model.channels_last = True
     return model
 
-
-def describe_backbones() -> list[dict]:
-    """One row per backbone model name: name, architecture, pretrained."""
-    rows = []
-    for arch in ARCHITECTURES:
-        rows.append({"name": arch, "architecture": ARCHITECTURES[arch].title, "pretrained": True})
-        rows.append({"name": f"{arch}{RANDOM_INIT_SUFFIX}", "architecture": ARCHITECTURES[arch].title,
-                     "pretrained": False})
-    return rows

@@ -93,10 +93,16 @@ def lenet(input_shape: tuple[int, ...], num_classes: int, feature_dim: int = 128
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """One entry of :data:`MODELS`: the input kinds it takes, a one-line description, its builder
+    ``build(input_shape, num_classes)``, and for a torchvision backbone its ``architecture`` (a
+    :data:`BACKBONES` key) and whether it starts from ImageNet weights (``pretrained``)."""
+
     name: str
     kinds: frozenset[str]
     description: str
     build: Callable[[tuple[int, ...], int], SplitModel]
+    architecture: str | None = None
+    pretrained: bool = False
 
 
 def _backbone(arch: str, pretrained: bool) -> Callable[[tuple[int, ...], int], SplitModel]:
@@ -110,30 +116,42 @@ def _backbone(arch: str, pretrained: bool) -> Callable[[tuple[int, ...], int], S
     return build
 
 
+# The torchvision backbones (tlcore/backbones.py: 5 freezable stages + a new linear head), by
+# architecture name and title. Each is a model twice: ``name`` with ImageNet weights, and
+# ``name`` + RANDOM_INIT_SUFFIX, random initialisation chosen explicitly.
+BACKBONES: dict[str, str] = {
+    "resnet18": "ResNet-18",
+    "resnet50": "ResNet-50",
+    "mobilenet_v3_small": "MobileNetV3-Small",
+    "efficientnet_b0": "EfficientNet-B0",
+}
+RANDOM_INIT_SUFFIX = "_random_init"
 _IMAGENET = "ImageNet weights (torch cache or download; an error offline, never a silent fallback)"
 _RANDOM = "random initialisation, chosen explicitly (no pretrained weights)"
+
+
+def _backbone_models() -> dict[str, ModelInfo]:
+    models = {}
+    for arch, title in BACKBONES.items():
+        for pretrained, name, how in ((True, arch, _IMAGENET), (False, arch + RANDOM_INIT_SUFFIX, _RANDOM)):
+            models[name] = ModelInfo(name, frozenset({"image"}), f"{title}, {how}", _backbone(arch, pretrained),
+                                     architecture=arch, pretrained=pretrained)
+    return models
+
+
 MODELS: dict[str, ModelInfo] = {
     "mlp": ModelInfo("mlp", frozenset({"vector"}), "2 hidden ReLU layers of 64 units", mlp),
     "lenet": ModelInfo("lenet", frozenset({"image"}), "LeNet-style CNN (conv16-conv32-fc128, batch norm)", lenet),
     "lenet_wide": ModelInfo("lenet_wide", frozenset({"image"}), "the DANN paper's digits CNN widths (conv32-conv48-fc128)",
                             lambda shape, n: lenet(shape, n, channels=(32, 48))),
-    # torchvision backbones: 5 freezable stages + a new linear head (tlcore/backbones.py)
-    "resnet18": ModelInfo("resnet18", frozenset({"image"}), f"ResNet-18, {_IMAGENET}", _backbone("resnet18", True)),
-    "resnet18_random_init": ModelInfo("resnet18_random_init", frozenset({"image"}), f"ResNet-18, {_RANDOM}",
-                                      _backbone("resnet18", False)),
-    "resnet50": ModelInfo("resnet50", frozenset({"image"}), f"ResNet-50, {_IMAGENET}", _backbone("resnet50", True)),
-    "resnet50_random_init": ModelInfo("resnet50_random_init", frozenset({"image"}), f"ResNet-50, {_RANDOM}",
-                                      _backbone("resnet50", False)),
-    "mobilenet_v3_small": ModelInfo("mobilenet_v3_small", frozenset({"image"}), f"MobileNetV3-Small, {_IMAGENET}",
-                                    _backbone("mobilenet_v3_small", True)),
-    "mobilenet_v3_small_random_init": ModelInfo("mobilenet_v3_small_random_init", frozenset({"image"}),
-                                                f"MobileNetV3-Small, {_RANDOM}", _backbone("mobilenet_v3_small", False)),
-    "efficientnet_b0": ModelInfo("efficientnet_b0", frozenset({"image"}), f"EfficientNet-B0, {_IMAGENET}",
-                                 _backbone("efficientnet_b0", True)),
-    "efficientnet_b0_random_init": ModelInfo("efficientnet_b0_random_init", frozenset({"image"}),
-                                             f"EfficientNet-B0, {_RANDOM}", _backbone("efficientnet_b0", False)),
+    **_backbone_models(),
 }
 DEFAULT_MODEL = {"vector": "mlp", "image": "lenet"}
+
+
+def models_for(kind: str) -> list[str]:
+    """The :data:`MODELS` names that take ``kind`` ("vector" or "image") inputs, in registry order."""
+    return [name for name, info in MODELS.items() if kind in info.kinds]
 
 
 def build_model(name: str, kind: str, input_shape: tuple[int, ...], num_classes: int) -> SplitModel:
@@ -144,5 +162,5 @@ def build_model(name: str, kind: str, input_shape: tuple[int, ...], num_classes:
     info = MODELS[name]
     if kind not in info.kinds:
         raise ConfigError(f"model {name!r} does not take {kind} inputs; use one of: "
-                          + ", ".join(n for n, m in MODELS.items() if kind in m.kinds))
+                          + ", ".join(models_for(kind)))
     return info.build(input_shape, num_classes)
