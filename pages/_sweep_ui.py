@@ -17,9 +17,10 @@ import dataclasses
 import io
 import json
 import math
-import tempfile
 import threading
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,8 +30,8 @@ import streamlit as st
 from tlcore.errors import TransferLabError
 from tlcore.ntg import format_ntg
 from tlcore.sweeps import (ALL_LABELS, BudgetResult, ComparisonResult, GapRow, ShiftResult, SourceResult,
-                           SourceSweep, SweepResult, SweepSpec, collect_sweep, load_sweep, run_sweep, score_sources,
-                           shift_gaps, spec_from_dict, sweep_to_dict, sweep_work)
+                           SourceSweep, SweepPlan, SweepResult, SweepSpec, collect_sweep, run_sweep, score_sources,
+                           shift_gaps, spec_from_dict, sweep_from_dict, sweep_from_json, sweep_to_dict, sweep_work)
 from tlcore.worker import Job, get_worker
 
 from pages import _figures, _runs, _state
@@ -41,42 +42,87 @@ ARM_COLOURS = ("#1f6fb4", "#e8710a", "#2ca02c", "#9467bd", "#8c564b", "#e377c2",
 REFERENCE_COLOUR = "#333333"  # target_only: the line every transfer curve is judged against
 GAP_COLOURS = {"mmd2": "#7f7f7f", "pad": "#bcbd22"}
 
-# The final result of each finished job (it holds what collect_sweep cannot: the shift sweep's
-# gaps, the source sweep's scores). Process-wide like the worker; keyed by job id.
-_RESULTS: dict[str, SweepResult] = {}
-_SPECS: dict[str, dict] = {}  # the spec of each job (as a dict), to reattach from a link
-_RESULTS_LOCK = threading.Lock()
+MAX_KEPT_JOBS = 16          # sweep jobs whose plan and result this process keeps (least recently used go)
+
+
+@dataclass
+class SweepJob:
+    """What this process keeps of one sweep job: its spec (as a dict, to reattach from a link),
+    the plan resolved once when it started (every live redraw reads the store for the planned
+    keys only, never plans again) and its final result, which holds what the store alone
+    cannot give (the shift sweep's gaps, the source sweep's scores)."""
+
+    spec: dict
+    plan: SweepPlan
+    result: SweepResult | None = None
+
+
+class RecentJobs:
+    """The last ``limit`` sweep jobs by id, least recently used dropped first; thread-safe (a
+    job's worker thread stores its result while the page reads)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._jobs: OrderedDict[str, SweepJob] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, job_id: str, record: SweepJob) -> None:
+        with self._lock:
+            self._jobs[job_id] = record
+            self._jobs.move_to_end(job_id)
+            while len(self._jobs) > self.limit:
+                self._jobs.popitem(last=False)
+
+    def get(self, job_id: str | None) -> SweepJob | None:
+        with self._lock:
+            record = self._jobs.get(job_id) if job_id else None
+            if record is not None:
+                self._jobs.move_to_end(job_id)
+            return record
+
+    def set_result(self, job_id: str, result: SweepResult) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                self._jobs[job_id].result = result
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
+
+# Process-wide like the worker, keyed by job id; bounded, so a long-lived server does not grow.
+_JOBS = RecentJobs(MAX_KEPT_JOBS)
 
 
 # --- jobs ------------------------------------------------------------------------------------------
 def start_sweep(spec: SweepSpec, before_only: bool = False) -> str:
-    """Start ``spec`` in the worker; return the job id. ``before_only``: a source sweep's
-    scores alone (its source_only runs, gaps and LogME), not the transfer runs."""
+    """Plan ``spec`` (once: the job keeps the plan) and start it in the worker; return the job id.
+    ``before_only``: a source sweep's scores alone (its source_only runs, gaps and LogME), not the
+    transfer runs. Raises TransferLabError when the settings do not make a sweep."""
     run_store = _runs.store()
     job_id = f"sweep-{uuid.uuid4().hex[:10]}"
+    plan = spec.plan()
 
     def keep(result: SweepResult) -> None:
-        with _RESULTS_LOCK:
-            _RESULTS[job_id] = result
+        _JOBS.set_result(job_id, result)
 
     if before_only:
         def work(job: Job) -> None:
             def progress(fraction: float, message: str) -> None:
                 job.progress, job.message = fraction, message
-            keep(score_sources(spec, run_store, stop=job.stop_event, progress=progress, on_run=job.run_ids.append))
+            keep(score_sources(plan, run_store, stop=job.stop_event, progress=progress, on_run=job.run_ids.append))
             job.message = "stopped" if job.stop_event.is_set() else "done"
     else:
-        work = sweep_work(spec, run_store, on_result=keep)
-    with _RESULTS_LOCK:
-        _SPECS[job_id] = spec.to_dict()
+        work = sweep_work(plan, run_store, on_result=keep)
+    _JOBS.add(job_id, SweepJob(spec=spec.to_dict(), plan=plan))
     get_worker().start_job("sweep", work, job_id)
     return job_id
 
 
 def job_spec(job_id: str) -> dict | None:
     """The spec (as a dict) a job of this process runs, or None."""
-    with _RESULTS_LOCK:
-        return _SPECS.get(job_id)
+    record = _JOBS.get(job_id)
+    return None if record is None else record.spec
 
 
 def job_experiment(job_id: str) -> str | None:
@@ -90,8 +136,8 @@ def job(job_id: str | None) -> Job | None:
 
 
 def job_result(job_id: str | None) -> SweepResult | None:
-    with _RESULTS_LOCK:
-        return _RESULTS.get(job_id) if job_id else None
+    record = _JOBS.get(job_id)
+    return None if record is None else record.result
 
 
 def stop_sweep(job_id: str | None) -> None:
@@ -139,25 +185,22 @@ def stored_result(spec: SweepSpec) -> SweepResult:
     return with_gaps(result_from_dict(doc))
 
 
-def live_result(spec: SweepSpec) -> SweepResult:
-    """The runs stored so far (no new training): cheap enough for every live redraw."""
-    return with_gaps(collect_sweep(spec, _runs.store()))
+def live_result(spec: SweepSpec, job_id: str | None = None) -> SweepResult:
+    """The runs stored so far (no new training): cheap enough for every live redraw. With the
+    id of the job running ``spec``, its held plan is read, not planned again."""
+    record = _JOBS.get(job_id)
+    plan = record.plan if record is not None and record.plan.spec == spec else spec
+    return with_gaps(collect_sweep(plan, _runs.store()))
 
 
 def result_from_dict(doc: dict) -> SweepResult:
     """A result from :func:`tlcore.sweeps.sweep_to_dict`'s dict (the same route as an exported file)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sweep.json"
-        path.write_text(json.dumps(doc), encoding="utf-8")
-        return load_sweep(path)
+    return sweep_from_dict(doc)
 
 
 def load_uploaded(data: bytes, name: str) -> SweepResult:
     """A sweep file uploaded in the browser. Raises TransferLabError with the reason."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / (Path(name).name or "sweep.json")
-        path.write_bytes(data)
-        return load_sweep(path)
+    return sweep_from_json(data, Path(name).name or "sweep.json")
 
 
 def export_json(result: SweepResult) -> bytes:

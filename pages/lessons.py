@@ -121,7 +121,7 @@ def live_view(job_id: str) -> None:
     j = sw.job(job_id)
     fraction, text = sw.job_progress(j)
     st.progress(fraction, text=f"Lesson sweep: {text}")
-    result = sw.live_result(spec)
+    result = sw.live_result(spec, job_id)
     st.caption(sw.completeness(result) + " · bars fill in as runs finish")
     draw(result, live=True)
     if not j.alive:

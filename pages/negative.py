@@ -268,7 +268,7 @@ def live_view(exp: str, job_id: str, spec_dict: dict) -> None:
     j = sw.job(job_id)
     fraction, text = sw.job_progress(j)
     st.progress(fraction, text=f"Sweep: {text}")
-    result = sw.live_result(spec_from_dict(spec_dict))
+    result = sw.live_result(spec_from_dict(spec_dict), job_id)
     st.caption(sw.completeness(result) + " · the curves fill in as runs finish")
     draw(result, exp, live=True)
     if not j.alive:

@@ -1,7 +1,7 @@
 """The sweep figures of the Negative-transfer and Lessons pages, on results with known numbers.
 
 The results are built from hand-written rows through the engine's own constructor
-(``tlcore.sweeps._build``, the one ``load_sweep`` uses), so every shaded region, crossover and
+(``spec.build_result``, the one ``load_sweep`` uses), so every shaded region, crossover and
 correlation below is known in advance.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pages import _sweep_ui as sw
 from pages._figures import BAD, GOOD
 from tlcore.config import RunConfig
 from tlcore.sweeps import (BudgetSweep, ComparisonSweep, GapRow, RunRow, ShiftSweep, SourceScore,
-                           SourceSweep, _build, plan_sweep, sweep_to_dict)
+                           SourceSweep, plan_sweep, sweep_to_dict)
 
 
 def rows_for(plan, accuracy):
@@ -55,7 +55,7 @@ def budget_result():
 
     def accuracy(arm, x, seed):
         return table[arm][x] + 0.01 * seed if arm in table else 0.999
-    return _build(spec, plan, rows_for(plan, accuracy), ())
+    return spec.build_result(plan, rows_for(plan, accuracy), ())
 
 
 def test_budget_figure_shades_exactly_the_negative_region_of_each_arm():
@@ -84,7 +84,7 @@ def test_shift_figure_marks_the_crossover_and_draws_the_gap_on_a_second_axis():
            "target_only": {0: 0.75, 30: 0.8, 60: 0.78}}
     rows = rows_for(plan, lambda arm, x, seed: acc[arm][x])
     gaps = tuple(GapRow(value=v, seed=0, mmd2=v / 1000, pad=v / 100) for v in spec.values)
-    result = _build(spec, plan, rows, (), gaps=gaps)
+    result = spec.build_result(plan, rows, (), gaps=gaps)
     assert result.crossover_of("source_only") == 60.0 and result.crossover is None
     fig = sw.shift_figure(result)
     second = [t for t in fig.data if t.yaxis == "y2"]
@@ -106,7 +106,7 @@ def test_source_figures_show_scores_before_and_ntg_after_with_the_rank_correlati
     scores = tuple(SourceScore(source=s, seed=0, mmd2=m, pad=p, logme=l, run_id=f"s{i}") for i, (s, m, p, l) in
                    enumerate([("digits:rotate=15", 0.1, 0.5, 1.0), ("digits:invert", 0.7, 2.0, 0.5),
                               ("digits:permute", 0.0, 0.0, 1.5)]))
-    result = _build(spec, plan, rows, (), scores=scores)
+    result = spec.build_result(plan, rows, (), scores=scores)
     names = [name for name, _ in sw.result_figures(result)]
     assert names == ["scores", "outcome", "logme_vs_ntg"]
     outcome = dict(sw.result_figures(result))["outcome"]
@@ -121,7 +121,7 @@ def test_comparison_figure_has_one_bar_per_arm_and_one_dot_per_seed():
     spec = ComparisonSweep(arms=(("a", RunConfig(strategy="source_only", epochs=1)),
                                  ("b", RunConfig(strategy="dann", epochs=1))), seeds=(0, 1, 2))
     plan = plan_sweep(spec)
-    result = _build(spec, plan, rows_for(plan, lambda arm, x, seed: (0.6 if arm == "a" else 0.8) + 0.01 * seed), ())
+    result = spec.build_result(plan, rows_for(plan, lambda arm, x, seed: (0.6 if arm == "a" else 0.8) + 0.01 * seed), ())
     fig = sw.comparison_figure(result, "t")
     bars, dots = fig.data
     assert list(bars.x) == ["a", "b"] and list(bars.y) == pytest.approx([0.61, 0.81])
@@ -145,3 +145,18 @@ def test_a_bad_sweep_file_gets_a_clear_error(data, words):
     from tlcore.errors import TransferLabError
     with pytest.raises(TransferLabError, match=words):
         sw.load_uploaded(data, "bad.json")
+
+
+def test_the_sweep_jobs_a_process_keeps_are_bounded_least_recently_used_first():
+    plan = ComparisonSweep(arms=(("a", RunConfig(strategy="source_only", epochs=1)),), seeds=(0,)).plan()
+    jobs = sw.RecentJobs(3)
+    for i in range(5):
+        jobs.add(f"j{i}", sw.SweepJob(spec={"kind": "comparison"}, plan=plan))
+    assert len(jobs) == 3 and jobs.get("j0") is None and jobs.get("j1") is None
+    assert jobs.get("j2") is not None  # read: now the most recently used
+    jobs.add("j5", sw.SweepJob(spec={}, plan=plan))
+    assert jobs.get("j3") is None and jobs.get("j2") is not None and len(jobs) == 3
+    jobs.set_result("j3", object())  # a job dropped before it finished: its result is not kept either
+    assert len(jobs) == 3 and jobs.get("j3") is None
+    # The page module's own record is one of these, of the documented size.
+    assert isinstance(sw._JOBS, sw.RecentJobs) and sw._JOBS.limit == sw.MAX_KEPT_JOBS

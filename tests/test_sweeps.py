@@ -16,8 +16,9 @@ from tlcore.config import RunConfig
 from tlcore.errors import ConfigError, TransferLabError, UnknownNameError
 from tlcore.runs import RunStore
 from tlcore.sweeps import (SWEEP_FORMAT_VERSION, Arm, ArmPoint, BudgetSweep, ComparisonSweep, ShiftResult,
-                           ShiftSweep, SourceSweep, collect_sweep, export_sweep, load_sweep, plan_sweep,
-                           resolve_budgets, run_sweep, score_sources, spec_from_dict, sweep_work)
+                           GapRow, RunRow, ShiftSweep, SourceScore, SourceSweep, SweepPlan, collect_sweep,
+                           export_sweep, load_sweep, plan_sweep, resolve_budgets, run_sweep, score_sources,
+                           spec_from_dict, sweep_from_dict, sweep_to_dict, sweep_work)
 from tlcore.ntg import summarise_ntg
 from tlcore.worker import Worker
 
@@ -87,6 +88,64 @@ def test_collect_trains_nothing():
     run_sweep(budget_spec(seeds=(0,)), store)
     partial = collect_sweep(budget_spec(), store)  # seed 1 not run yet
     assert {r.seed for r in partial.rows} == {0} and not partial.complete
+
+
+def test_collecting_from_a_held_plan_reads_the_store_and_never_plans_again(monkeypatch):
+    store = RunStore()
+    spec = budget_spec(adaptation=None, budgets=(1, "all"), seeds=(0,))
+    plan = spec.plan()
+    assert isinstance(plan, SweepPlan) and plan.runs == plan_sweep(spec) and len(plan.keys) == len(plan.runs)
+    trained = run_sweep(plan, store)
+    assert trained.complete and trained.budgets == (1, 500)
+    replanned = collect_sweep(spec, store)
+
+    def no_planning(*args, **kwargs):
+        raise AssertionError("the held plan was planned again")
+    # Planning resolves "all" by loading every seed's data and computes every result key: neither may run.
+    import tlcore.api
+    import tlcore.data
+    monkeypatch.setattr(BudgetSweep, "plan", no_planning)
+    monkeypatch.setattr(tlcore.data, "make_pair", no_planning)
+    monkeypatch.setattr(tlcore.api, "result_key", no_planning)
+    held = collect_sweep(plan, store)
+    assert held == replanned == trained
+    with pytest.raises(AssertionError, match="planned again"):
+        collect_sweep(spec, store)
+
+
+def _result_of_every_kind():
+    """One result of each kind from hand-written rows (no training): budget, shift, source, comparison."""
+    def rows(plan, seed_step=0.01):
+        return tuple(RunRow(arm=p.arm, strategy=p.config.strategy, x=p.x, seed=p.seed,
+                            target_accuracy=0.5 + seed_step * p.seed + (0.1 if p.arm == "target_only" else 0.0),
+                            source_accuracy=0.9, ntg=None if p.arm == "target_only" else 0.1,
+                            target_only_accuracy=None if p.arm == "target_only" else 0.6, run_id=f"r{i}")
+                     for i, p in enumerate(plan))
+    budget = budget_spec()
+    shift = ShiftSweep("moons", "moons", values=(0, 45), target_labels=1, seeds=(0, 1), base=BASE)
+    source = SourceSweep("moons", ("moons:rotate=15", "moons:rotate=60"), target_labels=1, seeds=(0,), base=BASE)
+    comparison = ComparisonSweep(arms=(("a", BASE), ("b", BASE.replace(strategy="dann"))), seeds=(0, 1))
+    results = []
+    for spec in (budget, shift, source, comparison):
+        plan = plan_sweep(spec)
+        gaps = tuple(GapRow(value=v, seed=s, mmd2=v / 100, pad=v / 50) for v in (0.0, 45.0) for s in (0, 1))
+        scores = (SourceScore("moons:rotate=15", 0, 0.1, 0.2, 1.5, "s0"),
+                  SourceScore("moons:rotate=60", 0, 0.7, 1.2, 0.5, "s1"))
+        results.append(spec.build_result(plan, rows(plan)[:-1], (), gaps=gaps, scores=scores))
+    return results
+
+
+@pytest.mark.parametrize("index", range(4), ids=["budget", "shift", "source", "comparison"])
+def test_sweep_from_dict_round_trips_every_kind(index):
+    result = _result_of_every_kind()[index]
+    doc = json.loads(json.dumps(sweep_to_dict(result)))
+    again = sweep_from_dict(doc)
+    assert again == result and type(again) is type(result) and not again.complete
+    assert sweep_to_dict(again) == doc
+    with pytest.raises(TransferLabError, match="not a Transfer Lab sweep"):
+        sweep_from_dict({**doc, "format": "other"})
+    with pytest.raises(TransferLabError, match="malformed"):
+        sweep_from_dict({**doc, "rows": [{"arm": "x"}]})
 
 
 class StopAfter:

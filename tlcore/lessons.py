@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .config import RunConfig
+from .ntg import mean_sd
 from .runs import RunStore
-from .sweeps import (BudgetSweep, ComparisonSweep, ProgressCallback, SweepResult, SweepSpec, load_sweep, run_sweep)
+from .sweeps import BudgetSweep, ComparisonSweep, ProgressCallback, SweepResult, SweepSpec, load_sweep, run_sweep
 
 __all__ = ["Claim", "ClaimCheck", "Lesson", "LESSONS", "LESSON_SEEDS", "PRECOMPUTED_DIR", "precomputed_path",
            "load_precomputed"]
@@ -69,8 +69,7 @@ class Claim:
         differences = tuple(better[s] - worse[s] for s in seeds)
         if not differences:
             return ClaimCheck(self.text, False, (), (), math.nan, None, self.margin)
-        mean = statistics.fmean(differences)
-        std = statistics.stdev(differences) if len(differences) > 1 else None
+        mean, std = mean_sd(differences)
         return ClaimCheck(self.text, mean > self.margin, seeds, differences, mean, std, self.margin)
 
     def to_dict(self) -> dict:

@@ -272,10 +272,6 @@ def remove_corrupt_files(name: str, data_dir: str | os.PathLike | None = None) -
 
 
 # --------------------------------------------------------------------------- messages
-def _unique(items):
-    return list(dict.fromkeys(items))
-
-
 def _missing_message(name: str, root: Path, statuses: list[FileStatus], reason: str) -> str:
     source = _source(name)
     expected = expected_files(name, root)
