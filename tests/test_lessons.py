@@ -113,6 +113,54 @@ def test_lesson_claims_hold_over_three_seeds(name, shared_store):
         assert check.holds, (name, check.text, check.differences)
 
 
+#: The cheapest shipped lesson (6 moons runs, about 11 s on 2 cores): the one re-run against its file.
+CHEAPEST_LESSON = "adversarial_alignment_moons"
+
+
+def reproduces(shipped_by_seed: dict, rerun_by_seed: dict, confidence: float = 0.95,
+               resolution: float = 0.01) -> tuple[bool, float, float, float]:
+    r"""Whether the re-run mean lies where a new mean of as many seeds is expected from the shipped
+    seeds: the prediction interval :math:`\bar x \pm t_{1-(1-c)/2,\,n-1}\, s \sqrt{1/n + 1/m}`
+    (``n`` shipped seeds with mean :math:`\bar x` and sd ``s``, ``m`` re-run seeds): the shipped
+    t-interval widened by the re-run's own seed noise. ``s`` is floored at ``resolution`` (one point
+    of accuracy), so identical shipped seeds do not demand bit-identity. Returns
+    ``(holds, shipped mean, re-run mean, half-width)``."""
+    from scipy.stats import t as student_t
+
+    from tlcore.ntg import mean_sd
+    n, m = len(shipped_by_seed), len(rerun_by_seed)
+    mean, sd = mean_sd(shipped_by_seed.values())
+    again, _ = mean_sd(rerun_by_seed.values())
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * max(sd or 0.0, resolution) * math.sqrt(1 / n + 1 / m)
+    return abs(again - mean) <= half, mean, again, half
+
+
+def test_the_reproduction_check_accepts_seed_noise_and_refuses_a_real_change():
+    shipped = {0: 0.70, 1: 0.80, 2: 0.75}  # mean 0.75, sd 0.05: half-width 4.30 * 0.05 * 0.816 = 0.176
+    assert reproduces(shipped, {0: 0.72, 1: 0.85, 2: 0.71})[0]
+    holds, mean, again, half = reproduces(shipped, {0: 0.50, 1: 0.55, 2: 0.52})
+    assert not holds and half == pytest.approx(4.3027 * 0.05 * math.sqrt(2 / 3), rel=1e-4)
+    # identical shipped seeds: the floor of one accuracy point, not bit-identity
+    assert reproduces({0: 0.9, 1: 0.9, 2: 0.9}, {0: 0.905, 1: 0.9, 2: 0.9})[0]
+    assert not reproduces({0: 0.9, 1: 0.9, 2: 0.9}, {0: 0.8, 1: 0.8, 2: 0.8})[0]
+
+
+@pytest.mark.slow
+def test_rerunning_a_lesson_reproduces_its_shipped_numbers_within_the_seed_noise(shared_store):
+    """The README's claim about tlcore/lesson_results: re-running a lesson gives its shipped numbers.
+    Bit-identity across torch builds is not promised, so each arm's re-run mean over the lesson's
+    seeds must lie within the shipped t-interval widened by the re-run's own noise (see
+    :func:`reproduces`)."""
+    from tlcore.lessons import load_precomputed
+    shipped = load_precomputed(CHEAPEST_LESSON)
+    rerun = LESSONS[CHEAPEST_LESSON].run(shared_store)
+    assert rerun.complete and not rerun.failed
+    for point in shipped.points:
+        holds, mean, again, half = reproduces(shipped.accuracy_by_seed(point.arm, point.x),
+                                              rerun.accuracy_by_seed(point.arm, point.x))
+        assert holds, (point.arm, f"shipped {mean:.4f} ± {half:.4f}, re-run {again:.4f}")
+
+
 @pytest.mark.parametrize("name", list(LESSONS))
 def test_the_shipped_result_is_this_lesson_complete_and_its_claims_hold(name):
     """tlcore/lesson_results/NAME.json (what the Lessons page shows at once) was computed from

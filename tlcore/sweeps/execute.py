@@ -55,17 +55,22 @@ class Executor:
         self.train, self.tags = train, tags
         self.outcomes: dict[str, _Outcome] = {}
         self.failures: dict[str, str] = {}
+        self.missing: set[str] = set()  # looked up and absent while not training: not asked again
 
     @property
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
     def lookup(self, key: str) -> _Outcome | None:
-        if key not in self.outcomes:
+        if key not in self.outcomes and (self.train or key not in self.missing):
             found = self.store.find_run(key, status="done")
             if found is not None and "target_accuracy" in found.metrics:
                 self.outcomes[key] = _Outcome(found.id, float(found.metrics["target_accuracy"]),
                                               float(found.metrics.get("source_accuracy", math.nan)))
+            elif not self.train:
+                # Collecting trains nothing, so one store query per key is enough (a redraw
+                # looks each key up twice: for the runs, then for their rows and baselines).
+                self.missing.add(key)
         return self.outcomes.get(key)
 
     def ensure(self, config: RunConfig, message: str, key: str | None = None) -> _Outcome | None:
