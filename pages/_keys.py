@@ -93,6 +93,9 @@ EXPORT = "btn.compare.export"
 COMPARE_TABLE = "table.compare.runs"
 FLASH = "s.flash"                   # (kind, message) to show on the next run, e.g. ("success", "run deleted")
 
+# --- the app shell --------------------------------------------------------------------------------
+STORE_QUARANTINE = "btn.app.store_quarantine"  # move a damaged run store aside (see pages/_shell.py)
+
 
 # --- Negative-transfer page --------------------------------------------------------------------
 EXPERIMENTS = ("budget", "shift", "source")

@@ -48,6 +48,12 @@ def store() -> RunStore:
     return _stores[path]
 
 
+def forget_store(path: str) -> None:
+    """Drop the reused :class:`RunStore` of ``path`` (its file was replaced): the next
+    :func:`store` opens the file again, creating a fresh store where there is none."""
+    _stores.pop(path, None)
+
+
 def attach(run_id: str | None) -> None:
     """Make ``run_id`` the run the Train page shows (events are read again from the store)."""
     state = st.session_state

@@ -8,8 +8,12 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import streamlit as st
+
+from tlcore.errors import RunStoreError, StoreCorruptError
+from tlcore.runs import quarantine_store
 
 from pages import _keys as K
 from pages import _runs, _state, _url
@@ -76,12 +80,43 @@ def start_up(store_path: str) -> dict:
     return {"interrupted": _runs.store().mark_interrupted(), "device": describe_device(select_device("auto"))}
 
 
-def _sidebar(startup: dict) -> None:
+def _store_problem(exc: RunStoreError) -> None:
+    """In place of the page: what is wrong with the run store, where it is, and what to do."""
+    st.error(f"**The run store cannot be used.** {exc}", icon=":material/database:")
+    if not isinstance(exc, StoreCorruptError):
+        return
+    path = exc.path
+    st.markdown(
+        f"The file `{path}` is not a readable run database (a crash while it was written, a disk "
+        "fault, or another file in its place). Nothing has been changed or deleted. Either:\n"
+        f"- **start a fresh store** here: the damaged file is renamed to `{Path(path).name}.corrupt-<time>` "
+        "in the same folder and kept, and a new, empty store starts in its place; or\n"
+        f"- **repair it** in a terminal: `sqlite3 {path} .recover | sqlite3 recovered.sqlite` gets out what "
+        "can be read; put the result in its place (with the app stopped). `tlcore runs --quarantine` "
+        "moves the damaged file aside as the button does.")
+    st.button("Move the damaged file aside and start a fresh store", key=K.STORE_QUARANTINE, type="primary",
+              on_click=_quarantine, args=(str(path),), icon=":material/restart_alt:")
+
+
+def _quarantine(path: str) -> None:
+    """The button's callback: move the damaged store aside (see ``tlcore.runs.quarantine_store``)."""
+    try:
+        moved = quarantine_store(path)
+    except RunStoreError as exc:
+        _state.flash(str(exc), kind="error")
+        return
+    _runs.forget_store(path)
+    _state.flash(f"The damaged run store was moved to {moved} (kept); a fresh, empty store has started.")
+
+
+def _sidebar(startup: dict | None) -> None:
     st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
                     help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
     st.radio("Figure export", K.FIGURE_FORMATS, key=K.FIGURE_FORMAT, horizontal=True,
              help="What the camera button of a chart's toolbar (top right of each chart) downloads: PNG "
                   "(for slides) or SVG (vector, for papers).")
+    if startup is None:  # the run store cannot be used: the page says why
+        return
     st.caption(f"**Device:** {startup['device']}")
     umap = umap_service().status()
     if umap["error"]:
@@ -93,13 +128,20 @@ def _sidebar(startup: dict) -> None:
     if startup["interrupted"]:
         st.caption(f"{startup['interrupted']} run(s) left unfinished by an earlier session "
                    "were marked interrupted.")
+    note = _runs.store().readonly_note
+    if note:
+        st.warning(note, icon=":material/lock:")
 
 
 def main() -> None:
     """The whole app: page config, start-up, state, the navigation over :data:`PAGES`, the
     sidebar, then the chosen page."""
     st.set_page_config(page_title="Transfer Lab", page_icon="🧪", layout="wide")
-    startup = start_up(str(_runs.store().path))
+    problem: RunStoreError | None = None
+    try:
+        startup = start_up(str(_runs.store().path))
+    except RunStoreError as exc:  # corrupt, too new, locked: say so on every page instead
+        problem, startup = exc, None
     _state.init_state()
 
     page = st.navigation([
@@ -110,5 +152,12 @@ def main() -> None:
     with st.sidebar:
         _sidebar(startup)
 
-    with app_page_run():
-        page.run()
+    if problem is None:
+        with app_page_run():
+            try:
+                page.run()
+                return
+            except RunStoreError as exc:  # e.g. the file was damaged while the app runs
+                problem = exc
+    _state.flash()
+    _store_problem(problem)

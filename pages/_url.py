@@ -75,7 +75,7 @@ from pages import _keys as K
 from pages import _state
 from tlcore.config import RunConfig, form_fields
 from tlcore.models import MODELS
-from tlcore.runs import STATUSES
+from tlcore.runs import LISTED_STATUSES
 from tlcore.strategies import STRATEGIES
 
 __all__ = ["Codec", "Field", "INT", "FLOAT", "BOOL", "STR", "LIST", "OPTIONAL_FLOAT", "KNOWN", "sync",
@@ -217,7 +217,7 @@ KNOWN: dict[str, Field] = {
     K.MODEL: Field(K.MODEL, choices=lambda: ["auto", *MODELS]),
     K.PROJECTION: Field(K.PROJECTION, choices=K.PROJECTIONS),
     K.BY_CLASS: Field(K.BY_CLASS),
-    K.STATUS_FILTER: Field(K.STATUS_FILTER, choices=STATUSES),
+    K.STATUS_FILTER: Field(K.STATUS_FILTER, choices=LISTED_STATUSES),
     K.STRATEGY_FILTER: Field(K.STRATEGY_FILTER, codec=LIST, choices=lambda: list(STRATEGIES)),
 }
 """Shared keys that a page may pass to :func:`sync` as plain strings."""

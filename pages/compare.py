@@ -7,7 +7,7 @@ from pages import _keys as K
 from pages import _export, _figures, _ntg_view, _runs, _shell, _state
 from pages import _url
 from tlcore.errors import TransferLabError
-from tlcore.runs import ACTIVE_STATUSES, STATUSES
+from tlcore.runs import ACTIVE_STATUSES, LISTED_STATUSES, UNREADABLE
 from tlcore.seeds import ntg_by_configuration
 from tlcore.strategies import STRATEGIES
 from tlcore.summary import summarise_by_strategy
@@ -45,7 +45,7 @@ _url.sync([K.STATUS_FILTER,
                       else "no stored run has this pair")])
 
 a, b, c = st.columns([2, 3, 3])
-a.multiselect("Status", list(STATUSES), key=K.STATUS_FILTER)
+a.multiselect("Status", list(LISTED_STATUSES), key=K.STATUS_FILTER)
 b.multiselect("Strategies", strategies_present, key=K.STRATEGY_FILTER)
 c.selectbox("Pair (source → target · target labels)", [K.ALL_PAIRS] + pairs, key=K.PAIR_FILTER)
 chosen = [r for r in records
@@ -55,6 +55,13 @@ chosen = [r for r in records
 st.dataframe(_runs.runs_frame(chosen), hide_index=True, column_config=_runs.RUN_COLUMNS, key=K.COMPARE_TABLE)
 st.caption(f"{len(chosen)} of {len(records)} stored runs. NTG = target error with the source − target error of "
            "target_only on the same labelled target examples; positive (red) means negative transfer.")
+hidden = {s: n for s in ("interrupted", UNREADABLE) if s not in state[K.STATUS_FILTER]
+          and (n := sum(r.status == s for r in records))}
+if hidden:
+    st.caption(" and ".join(f"{n} {s}" for s, n in hidden.items()) + " run(s) are not shown: pick their status in "
+               "the Status filter to see them or delete them below.")
+for r in [r for r in chosen if r.status == UNREADABLE][:5]:
+    st.warning(f"Run {r.id} cannot be read: {r.error}", icon=":material/report:")
 
 # --- by strategy, one chart per pair --------------------------------------------------------------
 finished = [r for r in chosen if r.status in ("done", "stopped")]
