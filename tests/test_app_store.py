@@ -8,13 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from pages import _keys as K  # noqa: E402
-from tlcore.paths import default_store_path  # noqa: E402
-from tlcore.runs import READONLY_ENV, UNREADABLE, RunStore  # noqa: E402
+from pages import _keys as K
+from tlcore.paths import default_store_path
+from tlcore.runs import READONLY_ENV, UNREADABLE, RunStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CONFIG = {"source": "moons", "target": "moons:rotate=30", "strategy": "dann", "seed": 0, "target_labels": 0}
