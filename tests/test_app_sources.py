@@ -7,10 +7,8 @@ in memory. Downloads really cross a socket: a local server is the proxy for ever
 """
 from __future__ import annotations
 
-import http.server
 import io
 import struct
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -26,11 +24,8 @@ from tests.localweb import LocalWeb
 from tests.test_torchvision_data import write_mnist as write_mnist_archives
 from tlcore.data import folder as folder_module
 from tlcore.data import torchvision_data as tvd
-from tlcore.data.sources import progress_reporter
-from tlcore.download import DownloadProgress, fetch_url
-from tlcore.errors import DownloadStopped
 from tlcore.runs import RunStore
-from tlcore.worker import Job, get_worker
+from tlcore.worker import get_worker
 
 CLASSES = ("cat", "dog", "fish")
 
@@ -277,54 +272,6 @@ def test_download_offline_shows_the_engines_message_naming_the_files(tmp_path, m
     assert "Traceback" not in error
     assert not [p for p in data.rglob("*") if p.is_file()], "nothing, not even a partial file, is left behind"
     assert at.button(key=K.DOWNLOAD_START).disabled is False  # it can be tried again
-
-
-def test_the_progress_callback_reports_bytes_and_a_stop_ends_a_real_transfer(tmp_path):
-    job = Job("download:test", "download")
-    report = progress_reporter(job, planned=2)
-    report(DownloadProgress("a.gz", "http://x/a.gz", 0, 10_000_000))
-    report(DownloadProgress("a.gz", "http://x/a.gz", 5_000_000, 10_000_000))
-    assert job.progress == pytest.approx(0.25) and job.message == "a.gz: 5.0 of 10.0 MB (50%) · file 1 of 2"
-    report(DownloadProgress("a.gz", "http://x/a.gz", 10_000_000, 10_000_000, finished=True))
-    report(DownloadProgress("b.gz", "http://x/b.gz", 1_000_000, None))
-    assert job.progress == pytest.approx(0.5) and job.message == "b.gz: 1.0 of ? MB · file 2 of 2"
-
-    # Stop, during a real transfer from a local server, through the engine's downloader
-    payload = bytes(range(256)) * 4096 * 8  # 8 MiB: 32 chunks
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            try:
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: the point of the test
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        job = Job("download:stop", "download")
-        inner = progress_reporter(job, planned=1)
-        seen = []
-
-        def report_then_stop(p):
-            seen.append(p.done_bytes)
-            if len(seen) == 3:
-                job.stop_event.set()  # what the Stop button does
-            inner(p)
-
-        destination = tmp_path / "big.bin"
-        with pytest.raises(DownloadStopped):
-            fetch_url(f"http://127.0.0.1:{server.server_address[1]}/big.bin", destination, progress=report_then_stop)
-        assert len(seen) == 3 and 0 < seen[-1] < len(payload)  # ended at the report after the stop
-        assert not destination.exists() and not list(tmp_path.glob("*.part"))
-    finally:
-        server.shutdown()
 
 
 def test_a_download_shows_its_progress_in_bytes_and_stop_ends_it(tmp_path, monkeypatch):
