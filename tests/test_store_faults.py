@@ -355,3 +355,17 @@ def test_read_only_version_1_store_is_read_without_upgrading(tmp_path):
     assert run.id == "oldrun" and run.heartbeat_at is None
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_a_run_waiting_for_its_baseline_keeps_its_heartbeat(tmp_path, monkeypatch):
+    # The matched target_only baseline writes the events while the run waits for it; on another
+    # host only the heartbeat tells that the waiting run's process is alive.
+    from tlcore import api
+    from helpers import fast_config
+
+    monkeypatch.setattr(api, "HEARTBEAT_INTERVAL_S", 0.0)
+    store = RunStore(tmp_path / "runs.sqlite")
+    out = api.run_experiment(fast_config(strategy="finetune", target_labels=2), store=store)
+    run, baseline = store.get_run(out.run_id), store.get_run(out.metrics["baseline_run_id"])
+    assert run.status == "done" and baseline.tags == {"baseline_of": run.id}
+    assert run.heartbeat_at > baseline.created_at, "stamped while the baseline trained"

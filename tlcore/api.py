@@ -28,6 +28,7 @@ from .strategies import STRATEGIES
 from .train import StopFlag, Trainer, resolved_config
 
 NTG_BASELINE = "target_only"  # the reference that the negative-transfer gap is measured against
+HEARTBEAT_INTERVAL_S = 5.0  # how often a run waiting for its baseline stamps its own heartbeat
 
 
 def result_key(config: RunConfig, precision: str | None = None) -> str:
