@@ -6,6 +6,7 @@ runs; the local server is also the proxy for its mirrors, which answers whatever
 """
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -182,3 +183,13 @@ def test_a_corrupt_file_outside_the_data_directory_is_not_deleted(tmp_path):
     with pytest.raises(DatasetUnavailableError, match="outside the data directory"):
         tvd.remove_corrupt_files("mnist", data)
     assert outside.is_file()
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_message(tmp_path):
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/a.bin"
+        with pytest.raises(DownloadTimeout, match=r"no answer within 0\.5 s \(the server stalled or cannot be reached\)"):
+            fetch_url(url, tmp_path / "a.bin", timeout=0.5)
+    assert files_under(tmp_path) == []

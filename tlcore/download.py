@@ -165,12 +165,13 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
     partial = destination.with_name(destination.name + ".part")
     sha, md = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    done, total = 0, None
+    done, total, answered = 0, None, False
     if stop is not None and stop.is_set():
         raise DownloadStopped(f"stopped before {destination.name}")
     try:
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
+                answered = True
                 end_watch = _shut_down_on_stop(response, stop)
                 try:
                     length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
@@ -191,8 +192,11 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
                 raise DownloadStopped(f"stopped during {destination.name}") from None
             timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
             if timed_out and not isinstance(exc, DownloadTimeout):
-                raise DownloadTimeout(f"{url}: no data for {timeout:g} s after {done} bytes (the server stalled); "
-                                      "nothing was kept") from None
+                if answered:
+                    raise DownloadTimeout(f"{url}: no data for {timeout:g} s after {done} bytes (the server "
+                                          "stalled); nothing was kept") from None
+                raise DownloadTimeout(f"{url}: no answer within {timeout:g} s (the server stalled or cannot be "
+                                      "reached); nothing was kept") from None
             raise
         except http.client.HTTPException as exc:  # e.g. IncompleteRead: a chunked reply cut short
             if stop is not None and stop.is_set():
