@@ -175,18 +175,27 @@ def result_fields(config: RunConfig, precision: str = "fp32") -> dict[str, Any]:
     rounding), but the arithmetic ``precision`` it ran in is: a bf16 or fp16 autocast run on a
     GPU is not the fp32 run on a CPU, so the one is never reused for the other. ``precision``
     is left out at fp32, so the keys of the CPU runs stored before it was added are unchanged.
+    A strategy's hyperparameters (``params``, resolved) are filtered by their own fields' modes.
     """
-    values = config.to_dict()
-    out = {}
-    for f in dataclasses.fields(config):
-        mode = f.metadata.get("result", True)
-        if mode is False:
-            continue
-        if mode == UNLESS_DEFAULT:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            if values[f.name] == default:
-                continue
-        out[f.name] = values[f.name]
+    from .strategies import STRATEGIES  # (they import this module for spec())
+
+    out = _result_values(type(config), config.to_dict())
+    strategy = STRATEGIES.get(config.strategy)
+    if strategy is not None and "params" in out:  # a strategy's hyperparameters carry result modes too
+        out["params"] = _result_values(strategy.Config, out["params"])
     if precision != "fp32":
         out["precision"] = precision
+    return out
+
+
+def _result_values(config_cls, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` without the fields of ``config_cls`` whose result mode leaves them out."""
+    out = dict(values)
+    for f in dataclasses.fields(config_cls):
+        mode = f.metadata.get("result", True)
+        if f.name not in out or mode is True:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if mode is False or out[f.name] == default:
+            del out[f.name]
     return out
