@@ -829,7 +829,8 @@ class RunStore:
         """
         if self.readonly:
             return 0
-        return len(self._interrupt_orphans(local_grace_s=0.0))
+        changed, _ = self._interrupt_orphans(local_grace_s=0.0)
+        return len(changed)
 
     def _orphan_reason(self, run: RunRecord, now: float, local_grace_s: float) -> str | None:
         """Why ``run`` (queued or running) has no process left to finish it; None if it may have."""
@@ -853,34 +854,38 @@ class RunStore:
                 return None
         return f"its process ({where}) ended before the run finished"
 
-    def _interrupt_orphans(self, local_grace_s: float, ids: Iterable[str] | None = None) -> dict[str, RunRecord]:
-        """Store orphaned active runs (all, or those of ``ids``) as interrupted; return them as stored.
+    def _interrupt_orphans(self, local_grace_s: float,
+                           ids: Iterable[str] | None = None) -> tuple[set[str], dict[str, RunRecord]]:
+        """Store orphaned active runs (all, or those of ``ids``) as interrupted.
 
-        The rows are read again under the write lock, so a run that its process finished or
-        beat meanwhile is left alone.
+        Returns the ids it changed and every run it read (all active runs, or those of ``ids``
+        in whatever status), as they are now stored. The rows are read again under the write
+        lock, so a run that its process finished or beat meanwhile, or that another reader
+        has just marked, is left as it is.
         """
-        sql = self._select_runs + " WHERE status IN (?, ?)"
-        params: list[Any] = list(ACTIVE_STATUSES)
-        if ids is not None:
+        if ids is None:
+            sql, params = self._select_runs + " WHERE status IN (?, ?)", list(ACTIVE_STATUSES)
+        else:
             ids = list(ids)
-            sql += f" AND id IN ({', '.join('?' * len(ids))})"
-            params += ids
-        changed: dict[str, RunRecord] = {}
+            sql, params = self._select_runs + f" WHERE id IN ({', '.join('?' * len(ids))})", ids
+        changed: set[str] = set()
+        runs: dict[str, RunRecord] = {}
         with self._transaction() as conn:
             now = time.time()
             for row in conn.execute(sql, params).fetchall():
                 run = RunRecord._from_row(row)
                 reason = self._orphan_reason(run, now, local_grace_s)
-                if reason is None:
-                    continue
-                conn.execute(
-                    "UPDATE runs SET status = 'interrupted', updated_at = ?, error = COALESCE(error, ?)"
-                    " WHERE id = ?",
-                    (now, f"interrupted: {reason}", run.id),
-                )
-                changed[run.id] = dataclasses.replace(run, status="interrupted", updated_at=now,
-                                                      error=run.error or f"interrupted: {reason}")
-        return changed
+                if reason is not None:
+                    conn.execute(
+                        "UPDATE runs SET status = 'interrupted', updated_at = ?, error = COALESCE(error, ?)"
+                        " WHERE id = ?",
+                        (now, f"interrupted: {reason}", run.id),
+                    )
+                    run = dataclasses.replace(run, status="interrupted", updated_at=now,
+                                              error=run.error or f"interrupted: {reason}")
+                    changed.add(run.id)
+                runs[run.id] = run
+        return changed, runs
 
     def _settle(self, runs: list[RunRecord]) -> list[RunRecord]:
         """``runs`` with every orphaned queued/running run shown as interrupted, whoever lists
@@ -893,14 +898,13 @@ class RunStore:
         stored: dict[str, RunRecord] | None = None
         if not self.readonly:
             try:
-                stored = self._interrupt_orphans(LOCAL_STALE_S, ids=orphans)
+                stored = self._interrupt_orphans(LOCAL_STALE_S, ids=orphans)[1]
             except RunStoreError:
                 pass  # a locked or full store: shown as interrupted now, stored by a later reader
         settled = []
         for run in runs:
             if stored is not None:
-                # Stored: what was written; an orphan that was not had finished or beaten meanwhile.
-                run = stored.get(run.id, run)
+                run = stored.get(run.id, run)  # as stored now (a deleted run: as it was read)
             elif run.id in orphans:
                 run = dataclasses.replace(run, status="interrupted",
                                           error=run.error or f"interrupted: {orphans[run.id]}")
