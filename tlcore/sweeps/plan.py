@@ -77,13 +77,17 @@ class SweepPlan:
 
 def as_plan(spec_or_plan: "SweepSpec | SweepPlan") -> SweepPlan:
     """``spec_or_plan`` as a plan: a held plan as it is, a spec planned now."""
-    return spec_or_plan if isinstance(spec_or_plan, SweepPlan) else spec_or_plan.plan()
+    if isinstance(spec_or_plan, SweepPlan):
+        return spec_or_plan
+    if not callable(getattr(spec_or_plan, "plan", None)):
+        raise TypeError(f"not a sweep spec or plan: {type(spec_or_plan).__name__}")
+    return spec_or_plan.plan()
 
 
 def plan_sweep(spec: "SweepSpec") -> tuple[PlannedRun, ...]:
     """Every run the sweep reports, in the order it trains them (by x, then seed, then arm).
     For a source sweep these are the outcome runs; its before part is :func:`score_sources`."""
-    return spec.plan().runs
+    return as_plan(spec).runs
 
 
 def run_config(base: RunConfig, source: str, target: str, arm: "Arm", target_labels: int, seed: int) -> RunConfig:
