@@ -4,9 +4,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from tlcore.losses import (GradientReversalLayer, coral_loss, dann_lambda, gaussian_bandwidths, grad_reverse,
-                           median_sq_distance, mmd2_unbiased)
+from tlcore.losses import (DomainAdversarialLoss, GradientReversalLayer, coral_loss, dann_lambda,
+                           domain_adversarial_loss, gaussian_bandwidths, grad_reverse, median_sq_distance,
+                           mmd2_unbiased)
 
 
 # --- plain references -------------------------------------------------------------------
@@ -259,3 +261,65 @@ def test_dann_lambda_known_values():
     for bad in (-0.1, 1.1):
         with pytest.raises(ValueError):
             dann_lambda(bad)
+
+
+# --- the DANN domain-adversarial loss -------------------------------------------------------
+
+def _bce_reference(source_logits, target_logits, ws=None, wt=None):
+    """Plain loop: mean over both domains of w * -(y log s(d) + (1-y) log(1-s(d))), y = 0 source, 1 target."""
+    terms = []
+    for logits, label, weights in ((source_logits, 0.0, ws), (target_logits, 1.0, wt)):
+        for i, d in enumerate(logits.tolist()):
+            p = 1.0 / (1.0 + math.exp(-d))
+            w = 1.0 if weights is None else float(weights[i])
+            terms.append(-w * (label * math.log(p) + (1.0 - label) * math.log(1.0 - p)))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n_s,n_t", [(5, 5), (7, 3)])
+def test_domain_adversarial_loss_matches_a_plain_reference(n_s, n_t, weighted):
+    g = torch.Generator().manual_seed(n_s * 10 + n_t)
+    ds = torch.randn(n_s, generator=g, dtype=torch.float64) * 3
+    dt = torch.randn(n_t, generator=g, dtype=torch.float64) * 3
+    ws = torch.rand(n_s, generator=g, dtype=torch.float64) if weighted else None
+    wt = torch.rand(n_t, generator=g, dtype=torch.float64) if weighted else None
+    got = domain_adversarial_loss(ds, dt, ws, wt)
+    assert got.dtype == torch.float64
+    assert got.item() == pytest.approx(_bce_reference(ds, dt, ws, wt), rel=1e-12)
+
+
+def test_domain_adversarial_loss_known_values_and_bad_input():
+    zeros = torch.zeros(3)
+    assert domain_adversarial_loss(zeros, zeros).item() == pytest.approx(math.log(2))  # at chance
+    confident = domain_adversarial_loss(torch.full((4,), -20.0), torch.full((4,), 20.0))
+    assert 0 <= confident.item() < 1e-8  # a perfect discriminator
+    ones = torch.ones(3)
+    assert domain_adversarial_loss(zeros, ones, ones, ones).item() == pytest.approx(
+        domain_adversarial_loss(zeros, ones).item())  # unit weights are the plain loss
+    with pytest.raises(ValueError, match="both domains"):
+        domain_adversarial_loss(torch.zeros(0), zeros)
+    with pytest.raises(ValueError, match="weights"):
+        domain_adversarial_loss(zeros, zeros, torch.ones(2))
+
+
+@pytest.mark.parametrize("coeff", [1.0, 0.25])
+def test_domain_adversarial_module_reverses_feature_gradients_only(coeff):
+    g = torch.Generator().manual_seed(1)
+    fs = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    ft = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    disc = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)).double()
+    ws = torch.rand(6, generator=g, dtype=torch.float64)
+    loss = DomainAdversarialLoss(disc, coeff=coeff)
+    out = loss(fs, ft, source_weight=ws)
+    logits = disc(torch.cat([fs, ft])).reshape(-1)
+    plain = domain_adversarial_loss(logits[:6], logits[6:], ws)
+    assert out.item() == pytest.approx(plain.item(), rel=1e-12)  # the forward is the plain loss
+    params = list(disc.parameters())
+    got = torch.autograd.grad(out, [fs, ft, *params])
+    want = torch.autograd.grad(plain, [fs, ft, *params])
+    for a, b in zip(got[:2], want[:2]):  # features: reversed and scaled
+        np.testing.assert_allclose(a.numpy(), (-coeff * b).numpy(), rtol=1e-12, atol=1e-15)
+    for a, b in zip(got[2:], want[2:]):  # the discriminator: minimises the loss as is
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-15)
+    assert f"coeff={coeff}" in repr(loss)

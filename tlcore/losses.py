@@ -1,5 +1,6 @@
-"""Differentiable domain-adaptation losses: multi-kernel MMD², CORAL, gradient reversal, and the
-relational / optimal-transport losses (DeepJDOT, RKD) in their own section at the end.
+"""Differentiable domain-adaptation losses: multi-kernel MMD², CORAL, gradient reversal, the DANN
+domain-adversarial loss, and the relational / optimal-transport losses (DeepJDOT, RKD) in their
+own section at the end.
 
 All functions are pure tensor functions of ``(N, D)`` feature batches. They run
 in float32 (float64 when an input is float64) even under autocast, because the
@@ -444,6 +445,98 @@ def dann_lambda(progress: float, gamma: float = 10.0) -> float:
     if gamma < 0:
         raise ValueError(f"gamma must be non-negative, got {gamma}")
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def domain_adversarial_loss(source_logits: Tensor, target_logits: Tensor, source_weight: Tensor | None = None,
+                            target_weight: Tensor | None = None) -> Tensor:
+    r"""The domain discriminator's loss in DANN [Ganin2016]_ (eq. 9–10): binary cross-entropy of
+    telling source (label 0) from target (label 1), averaged over both batches together.
+
+    .. math::
+
+        L_d = \frac{1}{n_s + n_t} \Big[ \sum_{i=1}^{n_s} w^s_i \, \ell\big(d^s_i, 0\big)
+              + \sum_{j=1}^{n_t} w^t_j \, \ell\big(d^t_j, 1\big) \Big],
+        \qquad \ell(d, y) = -y \log \sigma(d) - (1 - y) \log\big(1 - \sigma(d)\big)
+
+    where :math:`d = D(R_\lambda(f))` are the discriminator's logits on gradient-reversed
+    features (:class:`DomainAdversarialLoss` applies :math:`R_\lambda` and :math:`D`; this
+    function is the pure part on logits). The discriminator minimises :math:`L_d`; through the
+    reversal the features maximise it, i.e. become indistinguishable across domains. Weights
+    default to 1 (the plain DANN loss); per-sample weights (TLlib's ``w_s``/``w_t``) let
+    conditional variants such as CDAN+E weight examples by prediction certainty.
+
+    Parameters
+    ----------
+    source_logits, target_logits : Tensor
+        ``(n_s,)`` and ``(n_t,)`` (or ``(n, 1)``) discriminator logits.
+    source_weight, target_weight : Tensor, optional
+        Non-negative per-sample weights, ``(n_s,)`` and ``(n_t,)``.
+
+    Returns
+    -------
+    Tensor
+        A scalar, computed in float32 (float64 if a logit is float64).
+
+    Examples
+    --------
+    >>> import torch
+    >>> zero = torch.zeros(4)
+    >>> round(domain_adversarial_loss(zero, zero).item(), 6)  # a discriminator at chance: log 2
+    0.693147
+    """
+    ds, dt = source_logits.reshape(-1), target_logits.reshape(-1)
+    if len(ds) == 0 or len(dt) == 0:
+        raise ValueError(f"domain_adversarial_loss needs both domains, got {len(ds)} source and {len(dt)} target logits")
+    dtype = _compute_dtype(ds, dt)
+    logits = torch.cat([ds, dt]).to(dtype)
+    labels = torch.cat([torch.zeros(len(ds), dtype=dtype, device=logits.device),
+                        torch.ones(len(dt), dtype=dtype, device=logits.device)])
+    weight = None
+    if source_weight is not None or target_weight is not None:
+        ws = torch.ones_like(ds, dtype=dtype) if source_weight is None else source_weight.reshape(-1).to(dtype)
+        wt = torch.ones_like(dt, dtype=dtype) if target_weight is None else target_weight.reshape(-1).to(dtype)
+        if len(ws) != len(ds) or len(wt) != len(dt):
+            raise ValueError(f"weights of {len(ws)} and {len(wt)} rows for {len(ds)} source and {len(dt)} target logits")
+        weight = torch.cat([ws, wt])
+    return nn.functional.binary_cross_entropy_with_logits(logits, labels, weight=weight)
+
+
+class DomainAdversarialLoss(nn.Module):
+    r"""DANN's adversarial loss as a module [Ganin2016]_, modelled on TLlib's
+    ``DomainAdversarialLoss``: gradient reversal :math:`R_\lambda`, then the domain
+    ``discriminator`` on source and target features in one pass, then
+    :func:`domain_adversarial_loss` (formula there).
+
+    ``coeff`` is :math:`\lambda`, a plain attribute to follow a schedule such as
+    :func:`dann_lambda`. Gradients reach the discriminator unchanged (it learns to tell the
+    domains apart) and the features multiplied by :math:`-\lambda` (they learn to fool it).
+
+    Shapes: ``source_features (n_s, F)``, ``target_features (n_t, F)``; the discriminator maps
+    ``(n, F)`` to ``(n, 1)`` logits; optional weights ``(n_s,)``, ``(n_t,)``; returns a scalar.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> loss = DomainAdversarialLoss(nn.Linear(8, 1), coeff=0.5)
+    >>> fs, ft = torch.randn(16, 8, requires_grad=True), torch.randn(12, 8)
+    >>> loss(fs, ft).backward()  # fs.grad points away from what separates the domains
+    """
+
+    def __init__(self, discriminator: nn.Module, coeff: float = 1.0):
+        super().__init__()
+        self.discriminator = discriminator
+        self.coeff = float(coeff)
+
+    def forward(self, source_features: Tensor, target_features: Tensor, source_weight: Tensor | None = None,
+                target_weight: Tensor | None = None) -> Tensor:
+        features = grad_reverse(torch.cat([source_features, target_features]), self.coeff)
+        logits = self.discriminator(features).reshape(-1)  # (cast to float32 at least by the loss)
+        n = len(source_features)
+        return domain_adversarial_loss(logits[:n], logits[n:], source_weight, target_weight)
+
+    def extra_repr(self) -> str:
+        return f"coeff={self.coeff}"
 
 
 # =======================================================================================

@@ -4,11 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import spec
-from ..losses import dann_lambda, grad_reverse
+from ..losses import DomainAdversarialLoss, dann_lambda
 from .base import Strategy, Phase, forward_streams, supervised_streams, task_loss
 
 
@@ -36,15 +35,13 @@ class DANN(Strategy):
     def phases(self, ctx):
         supervised = supervised_streams(ctx)
         streams = supervised + ("target",)
+        adversarial = DomainAdversarialLoss(ctx.modules["discriminator"])
 
         def losses(batch, c):
             out = forward_streams(c.model, batch, streams)
-            fs, ft = out["source"][0], out["target"][0]
-            reversed_feats = grad_reverse(torch.cat([fs, ft]), self.coefficient(c))
-            domain_logits = c.modules["discriminator"](reversed_feats).squeeze(1).float()
-            domain_labels = torch.cat([torch.zeros(len(fs)), torch.ones(len(ft))]).to(domain_logits.device)
+            adversarial.coeff = self.coefficient(c)
             return {"task": task_loss(out, batch, supervised),
-                    "domain": F.binary_cross_entropy_with_logits(domain_logits, domain_labels)}
+                    "domain": adversarial(out["source"][0], out["target"][0])}
         return [Phase("adapt", streams, losses)]
 
     def step_extras(self, ctx):
