@@ -369,3 +369,15 @@ def test_a_run_waiting_for_its_baseline_keeps_its_heartbeat(tmp_path, monkeypatc
     run, baseline = store.get_run(out.run_id), store.get_run(out.metrics["baseline_run_id"])
     assert run.status == "done" and baseline.tags == {"baseline_of": run.id}
     assert run.heartbeat_at > baseline.created_at, "stamped while the baseline trained"
+
+
+def test_a_malformed_event_is_returned_as_unreadable_and_the_rest_still_read(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_id = store.create_run(CONFIG)
+    store.append_events(run_id, [{"kind": "step", "step": 1}, {"kind": "step", "step": 2}, {"kind": "eval"}])
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE events SET payload_json = '{bad' WHERE run_id = ? AND seq = 1", (run_id,))
+    events = store.events(run_id)
+    assert [e["kind"] for e in events] == ["step", UNREADABLE, "eval"]
+    assert events[1]["stored_kind"] == "step" and "payload" in events[1]["error"]
+    assert [e["step"] for e in store.events(run_id, kinds=["step"])] == [1]

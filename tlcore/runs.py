@@ -936,6 +936,10 @@ class RunStore:
         Each is the appended dict plus its ``"seq"``. Poll incrementally with
         ``after_seq`` = the last seq seen. ``kinds`` keeps only those kinds;
         ``limit`` caps the count. Raises RunNotFoundError for an unknown run.
+
+        An event whose stored payload cannot be parsed is returned as
+        ``{"seq", "kind": "unreadable", "stored_kind", "error"}`` (which no reader of a
+        kind mistakes for its own), or left out when ``kinds`` is given.
         """
         sql = "SELECT seq, kind, payload_json FROM events WHERE run_id = ? AND seq > ?"
         params: list[Any] = [run_id, int(after_seq)]
@@ -952,7 +956,19 @@ class RunStore:
             # Only an empty answer needs the (rarer) check that the run exists.
             if not rows and conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
                 raise _not_found(run_id)
-        return [{"seq": seq, "kind": kind, **json.loads(payload)} for seq, kind, payload in rows]
+        events = []
+        for seq, kind, payload in rows:
+            try:
+                data = json.loads(payload)
+                if not isinstance(data, dict):
+                    raise ValueError(f"a JSON {type(data).__name__}, not an object")
+            except (TypeError, ValueError) as exc:
+                if kinds is None:
+                    events.append({"seq": seq, "kind": UNREADABLE, "stored_kind": kind,
+                                   "error": f"unreadable event: its payload is not valid ({exc})"})
+                continue
+            events.append({"seq": seq, "kind": kind, **data})
+        return events
 
     def list_runs(
         self,
