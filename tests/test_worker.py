@@ -73,3 +73,24 @@ def test_bad_config_raises_before_anything_is_stored():
     with pytest.raises(TransferLabError):
         worker.start_run(fast_config(strategy="nope"), store)
     assert store.list_runs() == []
+
+
+def test_finished_jobs_beyond_the_limit_are_forgotten_oldest_first():
+    import threading
+    worker = Worker(keep_finished=2)
+    for i in range(4):
+        worker.start_job("sweep", lambda job: None, job_id=f"done{i}")
+        assert worker.wait(f"done{i}", timeout=10)
+    release = threading.Event()
+    running = worker.start_job("sweep", lambda job: release.wait(10), job_id="running")
+    try:
+        # the newest two finished jobs and the running one are kept; the two oldest are gone
+        assert worker.job("done0") is None and worker.job("done1") is None
+        assert worker.job("done2") is not None and worker.job("done3") is not None
+        assert worker.job("running") is running and worker.is_alive("running")
+    finally:
+        release.set()
+        worker.wait("running", timeout=10)
+    worker.start_job("sweep", lambda job: None, job_id="last")
+    worker.wait("last", timeout=10)
+    assert worker.job("done2") is None and worker.job("running") is not None  # a running job is never pruned

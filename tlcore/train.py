@@ -381,12 +381,6 @@ class Trainer:
         self.model.train(was_training)
         return torch.cat(feats), torch.cat(preds)
 
-    def predict(self, x, batch_size: int = EVAL_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features and predicted labels for inputs ``x`` (eval mode): a tensor, or
-        :class:`~tlcore.data.lazy.LazyImages` decoded chunk by chunk in this process."""
-        chunks = (as_float(x[i:i + batch_size]).to(self.device) for i in range(0, len(x), batch_size))
-        return self._predict_chunks(chunks)
-
     def predict_split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and predicted labels for every row of stream ``name`` (e.g. ``"target_test"``),
         in order, read through the run's batch source (DataLoader workers when streamed)."""

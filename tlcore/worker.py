@@ -45,12 +45,17 @@ class Job:
         return self.thread is not None and self.thread.is_alive()
 
 
-class Worker:
-    """Runs jobs in background threads; thread-safe."""
+KEEP_FINISHED_JOBS = 100  # finished jobs a worker remembers (their error and progress); older ones are pruned
 
-    def __init__(self):
+
+class Worker:
+    """Runs jobs in background threads; thread-safe. Finished jobs beyond ``keep_finished`` are
+    forgotten, oldest first, when a new job starts, so the job table stays bounded."""
+
+    def __init__(self, keep_finished: int = KEEP_FINISHED_JOBS):
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.keep_finished = keep_finished
 
     # --- single runs ------------------------------------------------------------
     def start_run(self, config: RunConfig, store: RunStore, *, with_baseline: bool = True,
@@ -108,7 +113,16 @@ class Worker:
         job.thread = threading.Thread(target=target, name=f"tl-{job.kind}-{job.job_id}", daemon=True)
         with self._lock:
             self._jobs[job.job_id] = job
+            self._prune()
         job.thread.start()
+
+    def _prune(self) -> None:
+        """Forget all but the ``keep_finished`` most recently finished jobs (the process lives as
+        long as the app; their runs stay in the store). Call with the lock held."""
+        finished = [j for j in self._jobs.values() if j.finished_at is not None and not j.alive]
+        finished.sort(key=lambda j: j.finished_at)
+        for job in finished[: max(0, len(finished) - self.keep_finished)]:
+            del self._jobs[job.job_id]
 
     # --- control and queries ---------------------------------------------------------
     def stop(self, job_id: str, wait: float | None = None) -> bool:

@@ -19,7 +19,6 @@ by pickling the dataset (the ``spawn`` start method on macOS and Windows).
 """
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,11 +80,6 @@ class LazyImages:
 
     def element_size(self) -> int:
         return torch.empty((), dtype=self.dtype).element_size()
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the whole sequence would take if it were decoded at once."""
-        return len(self.rows) * math.prod(self.item_shape) * self.element_size()
 
     def __repr__(self) -> str:
         what = f"{len(self.files)} files at {self.size} px" if self.files is not None else "a resident tensor"
