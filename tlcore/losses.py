@@ -43,6 +43,8 @@ __all__ = [
     "jdot_loss",
     "rkd_distance_loss",
     "rkd_angle_loss",
+    "prediction_entropy",
+    "mcc_loss",
 ]
 
 #: Stands for −∞ on the diagonal of within-sample blocks: exp() of it is exactly 0
@@ -702,3 +704,74 @@ def rkd_angle_loss(student: Tensor, teacher: Tensor) -> Tensor:
         cs = _angle_cosines(student.to(dtype))[distinct]
         ct = _angle_cosines(teacher.detach().to(dtype))[distinct]
         return torch.nn.functional.smooth_l1_loss(cs, ct)
+
+
+# =======================================================================================
+# Prediction-based losses (they act on the classifier's outputs on the target)
+# =======================================================================================
+# .. [Jin2020] Y. Jin, X. Wang, M. Long, J. Wang. "Minimum Class Confusion for Versatile
+#    Domain Adaptation". ECCV 2020.
+
+def prediction_entropy(probabilities: Tensor) -> Tensor:
+    r"""Shannon entropy of each row of a probability matrix, in nats.
+
+    .. math:: H(p_i) = -\sum_c p_{ic} \log p_{ic} \qquad (0 \log 0 = 0)
+
+    Parameters
+    ----------
+    probabilities : Tensor, shape (n, C)
+        Rows that sum to 1.
+
+    Returns
+    -------
+    Tensor, shape (n,)
+    """
+    p = probabilities
+    return -(p * torch.log(p.clamp_min(torch.finfo(p.dtype).tiny))).sum(1)
+
+
+def mcc_loss(logits: Tensor, temperature: float = 2.5) -> Tensor:
+    r"""Minimum Class Confusion loss [Jin2020]_ on a batch of (target) logits.
+
+    With temperature-scaled predictions :math:`\hat Y = \mathrm{softmax}(Z / T)` (shape
+    ``(B, C)``), entropy-based example weights that favour confident examples
+
+    .. math:: W_{ii} = \frac{B \, (1 + e^{-H(\hat y_i)})}{\sum_{i'} (1 + e^{-H(\hat y_{i'})})},
+
+    the class-confusion matrix :math:`\tilde C = \hat Y^\top W \hat Y` (``(C, C)``, symmetric),
+    normalised per class :math:`C_{jj'} = \tilde C_{jj'} / \sum_{j''} \tilde C_{jj''}`, the loss is
+    the confusion between different classes, averaged over classes:
+
+    .. math:: \mathcal{L}_{MCC} = \frac{1}{C} \sum_{j} \sum_{j' \ne j} C_{jj'}
+
+    It is 0 when every prediction is one-hot and every class occurs in the batch, and
+    ``(C - 1) / C`` when every prediction is uniform. The weights are constants (detached),
+    as in the authors' code (TLlib's ``MinimumClassConfusionLoss``). A class with no
+    probability mass at all (every row underflows to 0 there) contributes 0.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (B, C)
+        Classifier outputs on a target batch, ``B >= 1``, ``C >= 2``.
+    temperature : float
+        ``T > 0``; the paper rescales by ``T`` (2.5 in its experiments) to soften the
+        over-confident predictions of a source-trained classifier.
+
+    Returns
+    -------
+    Tensor
+        0-d, differentiable, float32 (float64 for float64 logits).
+    """
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
+        raise ValueError(f"mcc_loss needs logits of shape (B >= 1, C >= 2), got {tuple(logits.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    dtype = _compute_dtype(logits)
+    with _no_autocast(logits.device):
+        batch, classes = logits.shape
+        p = torch.softmax(logits.to(dtype) / temperature, dim=1)
+        weight = 1.0 + torch.exp(-prediction_entropy(p.detach()))
+        weight = batch * weight / weight.sum()
+        confusion = (p * weight[:, None]).T @ p
+        confusion = confusion / confusion.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+        return (confusion.sum() - confusion.trace()) / classes

@@ -8,6 +8,7 @@ from .dann import DANN
 from .finetune import Finetune
 from .importance import ImportanceWeighting
 from .jdot import JDOT
+from .mcc import MCC
 from .rkd import RKD
 
 STRATEGIES: dict[str, type[Strategy]] = {
@@ -20,6 +21,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "importance_weighting": ImportanceWeighting,
     "jdot": JDOT,
     "rkd": RKD,
+    "mcc": MCC,
     "oracle": Oracle,
 }
 
