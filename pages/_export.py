@@ -13,6 +13,7 @@ from tlcore.inspection import RunInspection
 
 from pages import _keys as K
 
+
 def figure_config(name: str) -> dict:
     """Plotly config of a chart: the toolbar shown, and its camera button downloading
     ``transfer-lab-<name>.png`` or ``.svg`` (the sidebar's "Figure export" setting), at twice the

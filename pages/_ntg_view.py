@@ -16,6 +16,7 @@ from pages._figures import BAD, GOOD, NEUTRAL, ntg_colour
 # What each verdict means for the source, after tlcore.ntg's own words.
 MEANING = {NEGATIVE_TRANSFER: "the source hurt", POSITIVE_TRANSFER: "the source helped",
            NO_EFFECT: "the source changed nothing", WITHIN_NOISE: "the interval contains 0"}
+ONE_SEED = "1 seed: run more seeds (change the seed in the sidebar) to see the spread"
 _MARKDOWN_COLOURS = {BAD: "red", GOOD: "green"}  # st.markdown's colour names; anything else is gray
 
 
@@ -23,11 +24,12 @@ def markdown_colour(ntg: float | NTGSummary) -> str:
     """``red``, ``green`` or ``gray``: :func:`pages._figures.ntg_colour` as ``st.markdown`` names it."""
     return _MARKDOWN_COLOURS.get(ntg_colour(ntg), "gray")
 
+
 def ntg_badge(metrics: dict, over_seeds: NTGSummary | None = None) -> None:
     """Show the negative-transfer gap when the run has one (red when positive, green when negative,
-    grey at exactly 0: no effect) and, given
-    ``over_seeds`` (``tlcore.seeds.ntg_over_seeds`` of the run), its mean and spread over the
-    seeds of the run's configuration (see :func:`ntg_seeds_markdown`)."""
+    grey at exactly 0: no effect) and, given ``over_seeds`` (``tlcore.seeds.ntg_over_seeds`` of the
+    run), its mean and spread over the seeds of the run's configuration (see
+    :func:`ntg_seeds_markdown`)."""
     ntg = metrics.get("ntg")
     if not isinstance(ntg, (int, float)):
         return
@@ -38,9 +40,6 @@ def ntg_badge(metrics: dict, over_seeds: NTGSummary | None = None) -> None:
                f"(target_only accuracy {base:.3f}, this run {metrics.get('target_accuracy', float('nan')):.3f}).")
     if over_seeds is not None:
         st.markdown(ntg_seeds_markdown(over_seeds))
-
-
-ONE_SEED = "1 seed: run more seeds (change the seed in the sidebar) to see the spread"
 
 
 def ntg_seeds_text(summary: NTGSummary) -> str:

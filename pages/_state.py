@@ -20,6 +20,7 @@ from tlcore.strategies import STRATEGIES
 
 from pages import _keys as K
 
+
 @dataclass(frozen=True)
 class ShiftControl:
     """How the Data page draws one engine shift (see ``tlcore.data.SHIFTS``)."""
