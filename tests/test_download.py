@@ -193,3 +193,20 @@ def test_a_server_that_never_answers_times_out_with_a_clear_message(tmp_path):
         with pytest.raises(DownloadTimeout, match=r"no answer within 0\.5 s \(the server stalled or cannot be reached\)"):
             fetch_url(url, tmp_path / "a.bin", timeout=0.5)
     assert files_under(tmp_path) == []
+
+
+def test_stop_ends_a_download_whose_server_never_answers(tmp_path):
+    stop = threading.Event()
+    with socket.socket() as silent:  # takes the connection and the request, and never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        outcome = in_thread(fetch_url, f"http://127.0.0.1:{silent.getsockname()[1]}/a.bin", tmp_path / "a.bin",
+                            timeout=600, stop=stop)
+        connection, _ = silent.accept()
+        with connection:
+            assert connection.recv(4096).startswith(b"GET /a.bin")  # the request arrived; now only waiting
+            stop.set()
+            outcome["thread"].join(30)
+            assert not outcome["thread"].is_alive(), "Stop did not end a download waiting for the server's answer"
+    assert isinstance(outcome.get("error"), DownloadStopped), outcome
+    assert files_under(tmp_path) == []

@@ -22,8 +22,9 @@ A stalled server cannot hang a download: a read that waits longer than the
 read timeout (:data:`TIMEOUT_S`) raises :class:`~tlcore.errors.DownloadTimeout`.
 A download can be stopped (``stop=`` event, or the one given to
 :func:`download_progress`): a small watcher shuts the connection down as soon
-as the event is set, so Stop acts within a fraction of a second even when no
-byte is arriving, and :class:`~tlcore.errors.DownloadStopped` is raised.
+as the event is set, so Stop acts within a fraction of a second even while the
+server sends nothing (no answer yet, or no next bytes), and
+:class:`~tlcore.errors.DownloadStopped` is raised.
 """
 from __future__ import annotations
 
@@ -97,38 +98,63 @@ def current_progress() -> ProgressCallback | None:
 
 
 
-def _shut_down_on_stop(response, stop: threading.Event | None) -> Callable[[], None]:
-    """Watch ``stop`` while ``response`` is read; once it is set, shut the connection down, so a
-    read blocked on a silent server returns at once. Returns the function that ends the watch."""
-    if stop is None:
-        return lambda: None
-    try:
-        fd = response.fileno()
-    except (AttributeError, OSError, ValueError):  # not a socket (a test double, a local file)
-        return lambda: None
-    if not isinstance(fd, int) or fd < 0:
-        return lambda: None
-    connection = socket.socket(fileno=os.dup(fd))  # shutdown acts on the connection, whichever descriptor
-    finished = threading.Event()
+class _StopWatch:
+    """Shuts a download's connection down as soon as ``stop`` is set, whatever it is waiting for
+    (the server's answer or the next bytes), so the blocked read returns at once."""
 
-    def watch() -> None:
-        try:
-            while not finished.wait(STOP_POLL_S):
-                if stop.is_set():
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
-                    return
-        finally:
-            connection.close()
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tlcore-download-stop", daemon=True)
+        self._thread.start()
 
-    watcher = threading.Thread(target=watch, name="tlcore-download-stop", daemon=True)
-    watcher.start()
+    def attach(self, sock: socket.socket) -> None:
+        """The connection just opened (a redirect opens another)."""
+        with self._lock:
+            self._sock = sock
+        if self.stop.is_set():
+            self._shut()
 
-    def end() -> None:
-        finished.set()
-        watcher.join()
+    def _shut(self) -> None:
+        with self._lock:
+            sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: a closed socket object has no descriptor
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP connection, under TLS too
 
-    return end
+    def _watch(self) -> None:
+        while not self._done.wait(STOP_POLL_S):
+            if self.stop.is_set():
+                self._shut()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _opener_watched_by(watch: _StopWatch) -> urllib.request.OpenerDirector:
+    """urllib's usual opener (proxies from the environment, redirects), whose connections report
+    their socket to ``watch`` as soon as they connect."""
+
+    class Watched:
+        def do_open(self, http_class, req, **kwargs):
+            class WatchedConnection(http_class):
+                def connect(self):
+                    super().connect()
+                    watch.attach(self.sock)
+
+            return super().do_open(WatchedConnection, req, **kwargs)
+
+    class HTTPHandler(Watched, urllib.request.HTTPHandler):
+        pass
+
+    class HTTPSHandler(Watched, urllib.request.HTTPSHandler):
+        pass
+
+    return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
 
 
 def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCallback | None = None,
@@ -168,11 +194,14 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
     done, total, answered = 0, None, False
     if stop is not None and stop.is_set():
         raise DownloadStopped(f"stopped before {destination.name}")
+    # with a stop event, the connection is watched from the moment it opens; without one, urlopen
+    # as it is (the process's installed opener, and the seam the offline tests replace)
+    watch = _StopWatch(stop) if stop is not None else None
+    open_url = _opener_watched_by(watch).open if watch is not None else urllib.request.urlopen
     try:
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response, open(partial, "wb") as out:
+            with open_url(request, timeout=timeout) as response, open(partial, "wb") as out:
                 answered = True
-                end_watch = _shut_down_on_stop(response, stop)
                 try:
                     length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
                     total = int(length) if length and str(length).isdigit() else None
@@ -186,7 +215,8 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
                         if report:
                             report(DownloadProgress(destination.name, url, done, total))
                 finally:
-                    end_watch()
+                    if watch is not None:
+                        watch.close()  # before the response closes its socket
         except (OSError, ValueError) as exc:  # a connection shut down by Stop fails in several ways
             if stop is not None and stop.is_set():
                 raise DownloadStopped(f"stopped during {destination.name}") from None
@@ -216,6 +246,8 @@ def fetch_url(url: str, destination: str | os.PathLike, *, progress: ProgressCal
                                    "(corrupt download)")
         os.replace(partial, destination)
     finally:
+        if watch is not None:
+            watch.close()
         if partial.exists():
             partial.unlink()
     if report:
