@@ -174,3 +174,160 @@ def test_rkd_with_five_labels_per_class_beats_target_only():
     differences = [a - b for a, b in zip(rkd, target_only)]
     assert statistics.mean(differences) > 0.04, (rkd, target_only)
     assert min(differences) > -0.02, (rkd, target_only)
+
+
+# --- Gromov-Wasserstein correspondence and heterogeneous pairs ---------------------------
+
+HETEROGENEOUS = dict(source="blobs:prior=5", target="blobs:prior=5,embed=20")
+
+
+def test_gw_coupling_is_pots_and_has_uniform_marginals():
+    from tlcore.transport import gromov_coupling, structure_matrix
+
+    g = torch.Generator().manual_seed(6)
+    xs, xt = torch.randn(12, 2, generator=g), torch.randn(9, 5, generator=g)
+    cs, ct = structure_matrix(xs), structure_matrix(xt)
+    coupling = gromov_coupling(cs, ct, restarts=1)
+    p, q = ot.unif(12), ot.unif(9)
+    expected = ot.gromov.gromov_wasserstein(cs.numpy(), ct.numpy(), p, q, loss_fun="square_loss", max_iter=200)
+    np.testing.assert_allclose(coupling.plan.numpy(), expected, atol=1e-10)
+    np.testing.assert_allclose(coupling.plan.sum(1).numpy(), p, atol=1e-8)
+    np.testing.assert_allclose(coupling.plan.sum(0).numpy(), q, atol=1e-8)
+    # More starts never give a worse objective than the first one, which is POT's default start.
+    more = gromov_coupling(cs, ct, restarts=4, seed=1)
+    assert more.objective == min(more.objectives) <= more.objectives[0] + 1e-12
+    assert more.objectives[0] == pytest.approx(coupling.objective)
+
+
+def test_gw_recovers_a_rotated_copy_of_an_asymmetric_cloud():
+    """Structure alone: the target is the source rotated into 3-D; GW pairs each point with its copy."""
+    from tlcore.transport import gromov_coupling, structure_matrix
+
+    g = torch.Generator().manual_seed(7)
+    xs = torch.randn(15, 2, generator=g, dtype=torch.float64) * torch.tensor([3.0, 1.0], dtype=torch.float64)
+    basis, _ = torch.linalg.qr(torch.randn(3, 2, generator=g, dtype=torch.float64))
+    order = torch.randperm(15, generator=g)
+    xt = (xs @ basis.T)[order]
+    coupling = gromov_coupling(structure_matrix(xs), structure_matrix(xt), restarts=8, seed=0)
+    matched = coupling.plan.argmax(0)       # the source row each target row is paired with
+    assert torch.equal(matched, order), (matched, order)
+    assert coupling.objective == pytest.approx(0.0, abs=1e-9)
+
+
+def test_structure_matrices_euclidean_and_knn_geodesic():
+    from tlcore.transport import structure_matrix
+
+    points = torch.tensor([[0.0], [1.0], [3.0], [6.0]])
+    euclidean = structure_matrix(points)
+    off = ~torch.eye(4, dtype=torch.bool)
+    assert euclidean[off].mean().item() == pytest.approx(1.0)
+    # Geodesic: Floyd-Warshall over the symmetrised 3-nearest-neighbour graph, with plain loops.
+    g = torch.Generator().manual_seed(8)
+    cloud = torch.randn(10, 2, generator=g, dtype=torch.float64)
+    n, k = 10, 3
+    dist = [[math.dist(cloud[i].tolist(), cloud[j].tolist()) for j in range(n)] for i in range(n)]
+    edge = [[math.inf] * n for _ in range(n)]
+    for i in range(n):
+        edge[i][i] = 0.0
+        for j in sorted(range(n), key=lambda j: dist[i][j])[1:k + 1]:
+            edge[i][j] = edge[j][i] = dist[i][j]
+    for m in range(n):
+        for i in range(n):
+            for j in range(n):
+                edge[i][j] = min(edge[i][j], edge[i][m] + edge[m][j])
+    finite_max = max(v for row in edge for v in row if v < math.inf)
+    raw = torch.tensor([[v if v < math.inf else 2 * finite_max for v in row] for row in edge], dtype=torch.float64)
+    expected = raw / raw[~torch.eye(n, dtype=torch.bool)].mean()
+    torch.testing.assert_close(structure_matrix(cloud, "knn_geodesic", neighbours=k), expected)
+    with pytest.raises(ValueError, match="structure must be one of"):
+        structure_matrix(points, "cosine")
+
+
+def test_transport_labels_by_hand():
+    from tlcore.transport import transport_labels
+
+    plan = torch.tensor([[0.3, 0.0, 0.0], [0.1, 0.2, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    soft = transport_labels(plan, torch.tensor([0, 1, 1]), 2)
+    torch.testing.assert_close(soft, torch.tensor([[0.75, 0.25], [0.0, 1.0], [0.5, 0.5]], dtype=torch.float64))
+
+
+def test_embed_keeps_the_structure_in_a_new_space_and_flatten_makes_vectors():
+    from tlcore.data import load_domain
+    from tlcore.errors import SpecError
+
+    plain, embedded = load_domain("blobs", 3), load_domain("blobs:embed=20", 3)
+    assert embedded.input_shape == (20,) and torch.equal(plain.y_train, embedded.y_train)
+    d_plain, d_embedded = torch.cdist(plain.x_train[:50], plain.x_train[:50]), \
+        torch.cdist(embedded.x_train[:50], embedded.x_train[:50])
+    off = ~torch.eye(50, dtype=torch.bool)
+    # An isometry plus noise of std 0.05 per coordinate: distances grow by about sqrt(2·20)·0.05.
+    assert (d_embedded[off] - d_plain[off]).abs().max() < 0.6
+    assert torch.corrcoef(torch.stack([d_plain[off], d_embedded[off]]))[0, 1] > 0.98
+    with pytest.raises(SpecError, match="at least 2 dimensions"):
+        load_domain("blobs:embed=1", 0)
+    small = load_domain("digits:resize=8,flatten", 0)
+    assert small.kind == "vector" and small.input_shape == (64,)
+    assert load_domain("digits:flatten,embed=800", 0).input_shape == (800,)
+
+
+def test_heterogeneous_pairs_only_for_strategies_that_accept_them():
+    from tlcore.data import make_pair
+    from tlcore.errors import RepresentationMismatchError
+    from tlcore.strategies import STRATEGIES, heterogeneous_strategies
+
+    assert heterogeneous_strategies() == ["gromov"]
+    with pytest.raises(RepresentationMismatchError, match="2-dimensional inputs but target .* has 20.*: gromov"):
+        make_pair("blobs", "blobs:embed=20")
+    pair = make_pair("blobs", "blobs:embed=20", heterogeneous=True)
+    assert pair.heterogeneous and any("heterogeneous pair" in step for step in pair.harmonisation)
+    assert not make_pair("blobs", "blobs:rotate=10", heterogeneous=True).heterogeneous
+    for name, cls in STRATEGIES.items():
+        if not cls.heterogeneous:
+            with pytest.raises(RepresentationMismatchError, match="gromov"):
+                Trainer(RunConfig(strategy=name, target_labels=2, device="cpu", **HETEROGENEOUS))
+    # A pair built elsewhere does not slip past the check either.
+    with pytest.raises(RepresentationMismatchError, match="gromov"):
+        Trainer(RunConfig(strategy="source_only", device="cpu", **HETEROGENEOUS), pair=pair)
+
+
+def test_gromov_on_a_heterogeneous_pair_reports_transport_and_no_source_accuracy():
+    from tlcore import events as ev
+
+    config = RunConfig(strategy="gromov", epochs=1, batch_size=32, log_every=5, device="cpu", threads=1,
+                       target_labels=2, params={"max_points": 120, "restarts": 2}, **HETEROGENEOUS)
+    trainer = Trainer(config)
+    events = list(trainer.run())
+    result = events[-1]
+    assert result.status == "done" and math.isnan(result.source_accuracy)
+    assert 0.0 <= result.target_accuracy <= 1.0
+    assert 0.0 <= result.extras["transported_label_accuracy"] <= 1.0
+    assert result.extras["gw_points_target"] == 120
+    steps = [e for e in events if isinstance(e, ev.StepEvent)]
+    assert {"task", "labelled"} <= set(steps[-1].losses)
+    art = trainer.artifacts()
+    plan = art["gw_plan"]
+    assert plan.shape == (120, 120) and len(art["transported_labels"]) == len(trainer.pair.target.y_train)
+    np.testing.assert_allclose(plan.sum(0).numpy(), np.full(120, 1 / 120), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_gromov_transfers_labels_across_input_spaces():
+    """blobs:prior=5 -> blobs:prior=5,embed=20 (2-D to 20-D: source_only cannot run at all).
+    Chance is the majority-class rate (0.609 with prior=5). Measured with these settings (seeds 0-2):
+    target accuracy 0.956 / 0.934 / 0.938, transported-label accuracy 0.938 / 0.940 / 0.918.
+    On the plain ring (no prior) GW cannot beat chance: a turn by 60° maps the structure onto itself
+    and every class onto another (see tlcore.transport)."""
+    from tlcore.errors import RepresentationMismatchError
+
+    config = RunConfig(strategy="gromov", epochs=10, params={"max_points": 300, "restarts": 4}, **HETEROGENEOUS)
+    runs = [list(Trainer(config.replace(seed=s, device="cpu")).run())[-1] for s in SEEDS]
+    accuracies = [r.target_accuracy for r in runs]
+    transported = [r.extras["transported_label_accuracy"] for r in runs]
+    from tlcore.data import make_pair
+
+    pair = make_pair(config.source, config.target, heterogeneous=True)
+    majority = max(pair.target.class_counts("test")) / len(pair.target.y_test)
+    assert statistics.mean(accuracies) > majority + 0.2, (accuracies, transported, majority)
+    assert min(accuracies) > majority + 0.1, (accuracies, transported, majority)
+    with pytest.raises(RepresentationMismatchError):
+        Trainer(config.replace(strategy="source_only", params={}))

@@ -11,14 +11,16 @@ from tlcore.errors import SpecError, UnknownNameError
 TYPICAL_VALUES = {
     "rotate": 30.0, "invert": None, "noise": 0.2, "blur": 1.0, "scale": 1.5, "texture": 0.5,
     "label_noise": 0.3, "prior": 5.0, "permute": 1.0, "bias": 2.0, "resize": 16.0, "limit": 20.0,
+    "embed": 20.0, "flatten": None,
 }
-RANDOMISED = {"noise", "texture", "label_noise", "prior", "permute", "bias", "limit"}
+RANDOMISED = {"noise", "texture", "label_noise", "prior", "permute", "bias", "limit", "embed"}
 # A phrase each shift's description step must contain (with its TYPICAL_VALUES value).
 DESCRIPTION_PHRASES = {
     "rotate": "rotated by 30°", "invert": "1 − x", "noise": "Gaussian", "blur": "blur σ=1",
     "scale": "1.5", "texture": "texture α=0.5", "label_noise": "test labels stay clean",
     "prior": "imbalance 5", "permute": "permuted", "bias": "sample-selection bias 2",
     "resize": "to 16×16", "limit": "at most 20 examples per class",
+    "embed": "from 2 to 20 dimensions", "flatten": "784-dimensional vectors",
 }
 
 

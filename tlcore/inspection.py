@@ -252,6 +252,12 @@ def inspect_trainer(trainer, artifacts: dict | None = None, seed: int = 0, max_p
     every source and target point, so that runs on the same pair share it).
     """
     pair = trainer.pair
+    if pair.heterogeneous:
+        from .errors import TransferLabError
+        raise TransferLabError(
+            f"{pair.source.name} → {pair.target.name} is a heterogeneous pair: the model takes target inputs only, "
+            "so the source-versus-target feature views do not apply; the run's results hold its target accuracy "
+            "and the transported-label accuracy")
     source, target = trainer.ctx.data["source_test"], trainer.ctx.data["target_test"]
     try:
         fs, ps = (t.cpu() for t in trainer.predict_split("source_test"))

@@ -243,11 +243,15 @@ class Trainer:
         self.device = select_device(config.device)
         self.pair = pair if pair is not None else make_pair(
             config.source, config.target, seed=config.seed, target_labels=config.target_labels,
-            data_dir=config.data_dir or None, data_mode=config.data_mode)
+            data_dir=config.data_dir or None, data_mode=config.data_mode, heterogeneous=cls.heterogeneous)
+        if self.pair.heterogeneous and not cls.heterogeneous:
+            from .data.registry import check_representations
+            check_representations(self.pair.source, self.pair.target)  # raises, naming the strategies that can
         self.data_mode, self.data_note = self._choose_data_mode()
         with _init_lock, torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.model = build_model(config.model, self.pair.kind, self.pair.input_shape,
+            # The model takes target inputs (the same as the source's, except in a heterogeneous pair).
+            self.model = build_model(config.model, self.pair.target.kind, self.pair.target.input_shape,
                                      len(self.pair.class_names)).to(self.device)
             if self.device.type == "cuda" and getattr(self.model, "channels_last", False):
                 # torchvision backbones: NHWC convolutions run faster under AMP on tensor cores;
@@ -261,7 +265,7 @@ class Trainer:
         if abs(sum(p.share for p in self.phases) - 1.0) > 1e-6:
             raise ValueError(f"{cls.name}: phase shares must sum to 1")
         self.batch_size_fit: BatchSizeFit | None = None
-        if self.device.type == "cuda" and config.batch_size_auto and self.pair.kind == "image":
+        if self.device.type == "cuda" and config.batch_size_auto and self.pair.target.kind == "image":
             self.batch_size_fit = self._fit_batch_size()
             self.config = self.config.replace(batch_size=self.batch_size_fit.chosen)
             self.ctx.config = self.config
@@ -319,7 +323,7 @@ class Trainer:
         """
         dev, model = self.device, self.model
         width = max(len(p.streams) for p in self.phases)
-        shape, classes = self.pair.input_shape, len(self.pair.class_names)
+        shape, classes = self.pair.target.input_shape, len(self.pair.class_names)
         trainable = [p for p in list(model.parameters()) + list(self.ctx.modules.parameters()) if p.requires_grad]
         saved_buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
         reserve = [torch.empty_like(p) for p in trainable for _ in range(2)]  # Adam's exp_avg and exp_avg_sq
@@ -393,8 +397,13 @@ class Trainer:
     def evaluate(self) -> tuple[float, float, dict[str, float], torch.Tensor]:
         """Source and target test accuracy, extras, and the target predictions."""
         src, tgt = self.ctx.data["source_test"], self.ctx.data["target_test"]
-        fs, ps = self.predict_split("source_test")
         ft, pt = self.predict_split("target_test")
+        if self.pair.heterogeneous:
+            # The model takes target inputs only: no source accuracy (NaN), no feature gap.
+            t_acc = (pt == tgt.y).float().mean().item()
+            extras = dict(self.strategy.eval_extras(self.ctx, ft[:0], ft))
+            return math.nan, t_acc, extras, pt
+        fs, ps = self.predict_split("source_test")
         accs = torch.stack([(ps == src.y).float().mean(), (pt == tgt.y).float().mean()]).tolist()
         extras = {"feature_mmd2": _eval_feature_mmd2(fs, ft)}
         extras.update(self.strategy.eval_extras(self.ctx, fs, ft))

@@ -116,6 +116,12 @@ class DomainPair:
     def input_shape(self) -> tuple[int, ...]:
         return self.source.input_shape
 
+    @property
+    def heterogeneous(self) -> bool:
+        """Whether source and target share no input space (different kinds or shapes): the
+        model then takes target inputs only (see ``make_pair(..., heterogeneous=True)``)."""
+        return self.source.kind != self.target.kind or self.source.input_shape != self.target.input_shape
+
     def describe(self) -> list[str]:
         """The whole preprocessing of the pair, in words."""
         lines = [f"source: {s}" for s in self.source.description]

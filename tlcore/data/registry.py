@@ -141,17 +141,42 @@ def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathL
 
 
 # --------------------------------------------------------------------------- pairs
-def _check_representations(source: Domain, target: Domain) -> None:
+def shares_input_space(source: Domain, target: Domain) -> bool:
+    """Whether one model can take both domains' inputs (after image harmonisation): both images,
+    or vectors of one dimension."""
     if source.kind != target.kind:
-        raise RepresentationMismatchError(
-            f"source {source.name!r} is a {source.kind} domain {source.input_shape} but target {target.name!r} "
-            f"is a {target.kind} domain {target.input_shape}; choose two vector or two image datasets"
-        )
-    if source.kind == "vector" and source.input_shape != target.input_shape:
-        raise RepresentationMismatchError(
-            f"source {source.name!r} has {source.input_shape[0]}-dimensional inputs but target {target.name!r} "
-            f"has {target.input_shape[0]}; vector domains must have the same dimension"
-        )
+        return False
+    return source.kind == "image" or source.input_shape == target.input_shape
+
+
+def _accepting_strategies() -> str:
+    """The registered strategies that accept heterogeneous pairs, in words (for messages)."""
+    from ..strategies import heterogeneous_strategies  # the data layer names them only in this message
+
+    names = heterogeneous_strategies()
+    return ", ".join(names) if names else "none is registered"
+
+
+def check_representations(source: Domain, target: Domain, heterogeneous: bool = False) -> list[str]:
+    """Raise RepresentationMismatchError when the domains share no input space, unless the run's
+    strategy accepts heterogeneous pairs (``heterogeneous``); then say so in words."""
+    if shares_input_space(source, target):
+        return []
+    if source.kind != target.kind:
+        what = (f"source {source.name!r} is a {source.kind} domain {source.input_shape} but target {target.name!r} "
+                f"is a {target.kind} domain {target.input_shape}")
+        fix = "choose two vector or two image datasets"
+    else:
+        what = (f"source {source.name!r} has {source.input_shape[0]}-dimensional inputs but target {target.name!r} "
+                f"has {target.input_shape[0]}")
+        fix = "vector domains must have the same dimension"
+    if heterogeneous:
+        return [f"heterogeneous pair: {what}; no model takes both, so the strategy learns from each domain's "
+                "structure alone"]
+    raise RepresentationMismatchError(
+        f"{what}; {fix}, or use a strategy that accepts heterogeneous pairs (it matches the domains by the "
+        f"structure within each, not by shared inputs): {_accepting_strategies()}"
+    )
 
 
 def _align_classes(source: Domain, target: Domain) -> tuple[Domain, list[str]]:
@@ -261,7 +286,8 @@ def split_label_budget(y: torch.Tensor, class_names: tuple[str, ...], per_class:
 
 
 def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 0, target_labels: int = 0,
-              data_dir: str | os.PathLike | None = None, data_mode: str = "resident") -> DomainPair:
+              data_dir: str | os.PathLike | None = None, data_mode: str = "resident",
+              heterogeneous: bool = False) -> DomainPair:
     """Load a source and a target domain in one shared representation, with a target label budget.
 
     Parameters
@@ -272,6 +298,10 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
     data_dir: where downloadable datasets live.
     data_mode: ``"resident"``, ``"auto"`` or ``"stream"``, as in :func:`load_domain`
         (runs pass :attr:`RunConfig.data_mode`, ``"auto"`` by default).
+    heterogeneous: accept domains that share no input space (vector vs image, or
+        vectors of different dimensions), for strategies that declare
+        ``heterogeneous = True`` (:class:`tlcore.strategies.base.Strategy`); the pair's
+        ``harmonisation`` then says so and :attr:`DomainPair.heterogeneous` is true.
 
     When both specs share their base dataset, the source is loaded from
     training half 0 and the target from half 1, so they share no training
@@ -283,7 +313,8 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
     Raises
     ------
     ClassMismatchError: the class sets differ (the message lists both).
-    RepresentationMismatchError: vector vs image, or vector dimensions differ.
+    RepresentationMismatchError: vector vs image, or vector dimensions differ, and not
+        ``heterogeneous`` (the message names the strategies that accept such a pair).
     BudgetError: ``target_labels < 0`` or a target class with fewer than
         ``target_labels`` training examples (the message names the class, its
         count and the largest valid value).
@@ -300,10 +331,10 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
             f"source and target share the base dataset {source_spec.dataset!r}: source drawn from training part 0, "
             "target from part 1, so they share no training example"
         )
-    _check_representations(source_domain, target_domain)
+    harmonisation += check_representations(source_domain, target_domain, heterogeneous)
     target_domain, steps = _align_classes(source_domain, target_domain)
     harmonisation += steps
-    if source_domain.kind == "image":
+    if source_domain.kind == target_domain.kind == "image":
         source_domain, target_domain, steps = _harmonise_images(source_domain, target_domain, data_mode)
         harmonisation += steps
 

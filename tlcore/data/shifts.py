@@ -694,6 +694,50 @@ def limit_per_class(domain: Domain, count: float, generator: torch.Generator) ->
     )
 
 
+# --------------------------------------------------------------------------- heterogeneous representations
+EMBED_NOISE = 0.05
+
+
+def embed(domain: Domain, dimension: float, generator: torch.Generator) -> Domain:
+    """Send vectors into ``dimension`` dimensions by a seeded random isometry, plus noise.
+
+    ``x ↦ Q x + ε`` with ``Q`` a ``(D, d)`` matrix of orthonormal columns (the QR
+    factor of a Gaussian matrix) and ``ε`` Gaussian of std ``EMBED_NOISE`` in every
+    one of the ``D`` coordinates: the same clusters, at the same distances from each
+    other, in an input space that shares no coordinate with the original. Paired
+    with the un-embedded dataset, it makes a *heterogeneous* pair, which only
+    strategies that learn from structure alone (``gromov``) can use.
+    """
+    target_dim = _whole_number("embed", dimension)
+    (d,) = domain.input_shape
+    if target_dim < d:
+        raise SpecError(f"embed={target_dim}: the domain has {d}-dimensional inputs; embed needs at least {d} dimensions")
+    basis, _ = torch.linalg.qr(torch.randn(target_dim, d, generator=generator, dtype=torch.float64))
+    changes = {}
+    for split in SPLITS:
+        x = getattr(domain, f"x_{split}").to(torch.float64)
+        noise = EMBED_NOISE * torch.randn(len(x), target_dim, generator=generator, dtype=torch.float64)
+        changes[f"x_{split}"] = (x @ basis.T + noise).to(torch.float32)
+    return domain.with_steps(
+        f"embedded from {d} to {target_dim} dimensions by a seeded random isometry (orthonormal columns) plus "
+        f"Gaussian noise of std {format_value(EMBED_NOISE)} per coordinate: same structure, new input space",
+        **changes,
+    )
+
+
+def flatten(domain: Domain, value: None, generator: torch.Generator) -> Domain:
+    """Images ``(C, H, W)`` become vectors of ``C·H·W`` values in [0, 1] (a vector domain).
+
+    With a different image size on the other side (``digits:resize=8,flatten`` →
+    ``digits:flatten``), the two domains share no input space. Deterministic.
+    """
+    channels, height, width = domain.input_shape
+    changes = {f"x_{split}": as_float(getattr(domain, f"x_{split}")).reshape(len(getattr(domain, f"y_{split}")), -1)
+               .clone() for split in SPLITS}
+    return domain.with_steps(f"flattened from {channels}×{height}×{width} images to "
+                             f"{channels * height * width}-dimensional vectors", kind=VECTOR, **changes)
+
+
 # --------------------------------------------------------------------------- the registry
 SHIFTS: dict[str, ShiftDef] = {
     "rotate": ShiftDef(
@@ -747,6 +791,16 @@ SHIFTS: dict[str, ShiftDef] = {
         "resize", True, (8.0, 1024.0), IMAGES_ONLY, value_name="PX", apply=resize,
         help="resize images to PX×PX pixels (bilinear); first in a file-based spec, it applies while reading",
         streamable=True,
+    ),
+    "embed": ShiftDef(
+        "embed", True, (1.0, 4096.0), frozenset({VECTOR}), value_name="DIM", apply=embed,
+        help="send vectors to DIM dimensions by a seeded random isometry plus noise (a heterogeneous pair "
+             "with the original: only strategies that accept heterogeneous pairs can use it)",
+    ),
+    "flatten": ShiftDef(
+        "flatten", False, None, IMAGES_ONLY, apply=flatten,
+        help="turn images into flat vectors of C·H·W values (e.g. digits:resize=8,flatten → digits:flatten "
+             "is a heterogeneous pair)",
     ),
     "limit": ShiftDef(
         "limit", True, (1.0, 1e7), BOTH_KINDS, value_name="N", apply=limit_per_class,

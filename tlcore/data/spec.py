@@ -107,8 +107,11 @@ def parse_spec(text: str, datasets: Mapping[str, DatasetEntry] | None = None) ->
 
     shifts: list[tuple[str, float | None]] = []
     if has_colon:
+        kind = entry.kind
         for item in rest.split(","):
-            shifts.append(_parse_shift(item.strip(), text, name, entry.kind))
+            shifts.append(_parse_shift(item.strip(), text, name, kind))
+            if shifts[-1][0] == "flatten":  # the shifts after it see a vector domain
+                kind = "vector"
     return DatasetSpec(dataset=name, shifts=tuple(shifts), argument=argument)
 
 

@@ -6,6 +6,7 @@ from .base import ROLES, Phase, Strategy
 from .baselines import Oracle, SourceOnly, TargetOnly
 from .dann import DANN
 from .finetune import Finetune
+from .gromov import Gromov
 from .importance import ImportanceWeighting
 from .jdot import JDOT
 from .mcc import MCC
@@ -22,6 +23,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "jdot": JDOT,
     "rkd": RKD,
     "mcc": MCC,
+    "gromov": Gromov,
     "oracle": Oracle,
 }
 
@@ -39,9 +41,15 @@ def uses_source(name: str) -> bool:
     return STRATEGIES[name].uses_source()
 
 
+def heterogeneous_strategies() -> list[str]:
+    """Strategies that accept a heterogeneous pair (domains in different input spaces), in registry order."""
+    return [name for name, cls in STRATEGIES.items() if cls.heterogeneous]
+
+
 def adaptation_strategies() -> list[str]:
     """Transfer strategies that use the unlabelled target inputs (domain adaptation proper)."""
     return [name for name in with_role("transfer") if STRATEGIES[name].adapts()]
 
 
-__all__ = ["STRATEGIES", "ROLES", "Strategy", "Phase", "with_role", "uses_source", "adaptation_strategies"]
+__all__ = ["STRATEGIES", "ROLES", "Strategy", "Phase", "with_role", "uses_source", "adaptation_strategies",
+           "heterogeneous_strategies"]

@@ -135,6 +135,10 @@ class Strategy:
     # strategies whenever the run has a label budget; see :func:`supervised_streams`).
     streams: ClassVar[frozenset[str]] = frozenset({"source", "target", "target_labelled"})
     needs_target_labels: ClassVar[bool] = False
+    # Whether it accepts a heterogeneous pair (source and target in different input spaces, e.g.
+    # blobs -> blobs:embed=20): it never feeds source inputs to the model, which takes target inputs.
+    # Every other strategy gets RepresentationMismatchError for such a pair.
+    heterogeneous: ClassVar[bool] = False
 
     @classmethod
     def uses_source(cls) -> bool:
