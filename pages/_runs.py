@@ -26,6 +26,7 @@ from tlcore.models import MODELS, RANDOM_INIT_SUFFIX, models_for
 from tlcore.paths import default_store_path
 from tlcore.presets import PRESETS
 from tlcore.runs import RunRecord, RunStore
+from tlcore.strategies import STRATEGIES
 from tlcore.worker import get_worker
 
 from pages import _keys as K
@@ -133,6 +134,15 @@ def missing_downloads_message(names: Sequence[str], data_dir: str, then: str) ->
             f"`tlcore download {' '.join(names)}`; then {then}.")
 
 
+def labels_needed(strategy: str, target_labels: int) -> str | None:
+    """The Train page's words when ``strategy`` trains on labelled target examples and none are
+    set (the engine's own error names the CLI's flag), else None."""
+    if STRATEGIES[strategy].needs_target_labels and target_labels < 1:
+        return (f"{strategy} trains on labelled target examples: set **Target labels per class** "
+                "(above) to 1 or more.")
+    return None
+
+
 def start_from_state() -> None:
     """Start button callback: start the configured run, or keep the error to show. A dataset
     whose files are missing is not downloaded here (in the page's thread, with no progress):
@@ -140,6 +150,10 @@ def start_from_state() -> None:
     st.session_state[K.TRAIN_ERROR] = None
     try:
         config = config_from_state()
+        needed = labels_needed(config.strategy, config.target_labels)
+        if needed:
+            st.session_state[K.TRAIN_ERROR] = needed
+            return
         missing = missing_downloads(config)
         if missing:
             st.session_state[K.TRAIN_ERROR] = missing_downloads_message(missing, config.data_dir,

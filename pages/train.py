@@ -81,16 +81,16 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
                     _state.field_widget(f, K.param(strategy, f.name))
         else:
             st.markdown(f"**{strategy}** has no hyperparameters.")
-        if STRATEGIES[strategy].needs_target_labels and state[K.BUDGET] < 1:
-            st.warning(f"{strategy} trains on labelled target examples: set the target labels per class to 1 "
-                       "or more.")
+        labels_needed = _runs.labels_needed(strategy, state[K.BUDGET])
+        if labels_needed:
+            st.warning(labels_needed)
         elif state[K.BUDGET] > 0 and STRATEGIES[strategy].role != "reference":
             st.caption("With labelled target examples, the run is paired with a target_only run on the same "
                        "labels to measure the negative-transfer gap (NTG).")
 
 go_col, stop_col, summary_col = st.columns([1, 1, 4], vertical_alignment="center")
-go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:", disabled=active,
-              on_click=_runs.start_from_state, width="stretch")
+go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:", disabled=active or bool(labels_needed),
+              on_click=_runs.start_from_state, help=labels_needed, width="stretch")
 stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=_runs.stop_attached,
                 width="stretch")
 summary_col.caption(f"{strategy} · {state[K.MODEL]} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} · "

@@ -163,7 +163,11 @@ def test_train_page_builds_hyperparameter_widgets_from_the_config():
     assert_clean(at)
     assert at.checkbox(key=K.param("finetune", "reset_head")).value is False
     assert at.number_input(key=K.param("finetune", "freeze_depth")).value == 0
-    assert any("labelled target examples" in w.value for w in at.warning)
+    warning = next(w.value for w in at.warning if "labelled target examples" in w.value)
+    assert "Target labels per class" in warning and "--target-labels" not in warning  # the app's own widget
+    assert at.button(key=K.START).disabled is True  # the page already says why Start would fail
+    at.number_input(key=K.BUDGET).set_value(2).run()
+    assert at.button(key=K.START).disabled is False and not at.warning
 
 
 def test_train_start_draws_live_charts_and_a_refresh_reattaches_without_a_new_run():

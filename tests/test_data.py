@@ -135,7 +135,7 @@ def test_class_mismatch_lists_both_class_sets():
 
 
 def test_vector_and_image_domains_cannot_pair():
-    with pytest.raises(RepresentationMismatchError, match="vector domain .* image domain"):
+    with pytest.raises(RepresentationMismatchError, match="a vector domain .* an image domain"):
         make_pair("moons", "digits")
 
 

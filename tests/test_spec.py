@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import pytest
 
 from tlcore.data import DATASETS, DatasetSpec, load_domain, parse_spec
-from tlcore.errors import SpecError, TransferLabError, UnknownNameError
+from tlcore.errors import SpecError, TransferLabError, UnknownNameError, plural, with_article
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,19 @@ def test_unknown_dataset_lists_valid_datasets():
     assert "unknown dataset 'mnist_typo'" in message
     assert all(name in message for name in ("blobs", "digits", "moons", "mnist"))
     assert isinstance(caught.value, KeyError) and isinstance(caught.value, TransferLabError)
+
+
+@pytest.mark.parametrize("kind, plural_kind", [
+    ("strategy", "strategies"), ("class", "classes"), ("dataset", "datasets"), ("torchvision dataset",
+    "torchvision datasets"), ("key", "keys"), ("box", "boxes"), ("batch", "batches"), ("lesson", "lessons")])
+def test_unknown_name_lists_the_valid_ones_in_good_english(kind, plural_kind):
+    assert plural(kind) == plural_kind
+    message = str(UnknownNameError(kind, "nope", ["b", "a"]))
+    assert message == f"unknown {kind} 'nope'; valid {plural_kind}: a, b"
+
+
+def test_article_follows_the_sound():
+    assert [with_article(w) for w in ("image", "vector", "object")] == ["an image", "a vector", "an object"]
 
 
 def test_unknown_shift_lists_valid_shifts():

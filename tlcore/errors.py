@@ -7,6 +7,7 @@ them leaves the run store in a half-written state.
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 
@@ -18,12 +19,27 @@ def _listing(options: Iterable[str]) -> str:
     return ", ".join(sorted(options))
 
 
+def plural(noun: str) -> str:
+    """The English plural of a (last) noun: "strategy" -> "strategies", "class" -> "classes",
+    "torchvision dataset" -> "torchvision datasets", "key" -> "keys"."""
+    if re.search(r"[^aeiou]y$", noun):
+        return noun[:-1] + "ies"
+    if re.search(r"(s|x|z|ch|sh)$", noun):
+        return noun + "es"
+    return noun + "s"
+
+
+def with_article(noun: str) -> str:
+    """``noun`` with "a" or "an" by its first letter's sound: "an image", "a vector"."""
+    return ("an " if noun[:1].lower() in "aeio" else "a ") + noun
+
+
 class UnknownNameError(TransferLabError, KeyError):
     """A dataset, shift, strategy, model or lesson name that does not exist."""
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {_listing(self.valid)}")
+        super().__init__(f"unknown {kind} {name!r}; valid {plural(kind)}: {_listing(self.valid)}")
 
     def __str__(self) -> str:  # KeyError would add quotes around the message
         return self.args[0]

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError
+from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError, with_article
 from . import builtin, folder, torchvision_data
 from .domain import Domain, DomainPair, as_float
 from .lazy import LazyImages, is_lazy
@@ -163,8 +163,8 @@ def check_representations(source: Domain, target: Domain, heterogeneous: bool = 
     if shares_input_space(source, target):
         return []
     if source.kind != target.kind:
-        what = (f"source {source.name!r} is a {source.kind} domain {source.input_shape} but target {target.name!r} "
-                f"is a {target.kind} domain {target.input_shape}")
+        what = (f"source {source.name!r} is {with_article(source.kind)} domain {source.input_shape} but target "
+                f"{target.name!r} is {with_article(target.kind)} domain {target.input_shape}")
         fix = "choose two vector or two image datasets"
     else:
         what = (f"source {source.name!r} has {source.input_shape[0]}-dimensional inputs but target {target.name!r} "

@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-from ..errors import SpecError, UnknownNameError
+from ..errors import SpecError, UnknownNameError, with_article
 from .domain import Domain, as_float
 from .lazy import is_lazy, take_rows
 
@@ -158,7 +158,7 @@ def resolve_shift_value(name: str, value: float | None, kind: str, context: str 
     written = name if value is None else f"{name}={format_value(value)}"
     if kind not in shift.applies_to:
         only = " and ".join(sorted(shift.applies_to))
-        where = f"; {context} is a {kind} domain" if context else f", not {kind} domains"
+        where = f"; {context} is {with_article(kind)} domain" if context else f", not {kind} domains"
         raise SpecError(f"{written}: {name} applies to {only} domains only{where}")
     if not shift.takes_value:
         if value is not None:
