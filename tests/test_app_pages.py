@@ -234,7 +234,7 @@ def test_start_with_a_dataset_not_downloaded_points_to_the_data_page(tmp_path):
 
 def test_train_page_offers_the_models_of_the_pair_and_runs_a_backbone():
     at = open_page("pages/train.py")  # moons: points
-    assert at.selectbox(key=K.MODEL).options == ["auto", "mlp"]
+    assert at.selectbox(key=K.MODEL).options == ["auto", "mlp", "mlp_bn"]
     at = open_page("pages/train.py", {K.dataset("source"): "digits", K.dataset("target"): "digits", K.EPOCHS: 1})
     options = at.selectbox(key=K.MODEL).options
     assert {"lenet", "resnet18", "resnet18_random_init", "efficientnet_b0"} <= set(options) and "mlp" not in options

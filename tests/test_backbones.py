@@ -70,9 +70,9 @@ def test_registered_under_their_names_and_with_explicit_random_init():
         assert MODELS[arch].kinds == frozenset({"image"})
         assert MODELS[arch].pretrained and not MODELS[f"{arch}_random_init"].pretrained
         assert MODELS[arch].architecture == MODELS[f"{arch}_random_init"].architecture == arch
-    assert models_for("vector") == ["mlp"]
+    assert models_for("vector") == ["mlp", "mlp_bn"]
     image = models_for("image")
-    assert image[:3] == ["lenet", "lenet_wide", "resnet18"] and len(image) == 2 + 2 * len(BACKBONES)
+    assert image[:4] == ["lenet", "lenet_wide", "lenet_bn", "resnet18"] and len(image) == 3 + 2 * len(BACKBONES)
     assert [n for n, m in MODELS.items() if m.pretrained] == list(BACKBONES)
 
 

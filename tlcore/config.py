@@ -128,7 +128,7 @@ class RunConfig:
                                       "(Ganin et al., JMLR 2016)", choices=("constant", "anneal"))
     weight_decay: float = spec(0.0, "Adam weight decay", 0.0, 1.0, advanced=True)
     seed: int = spec(0, "seed for data shifts, sampling and initialisation", 0, 2**31 - 1)
-    model: str = spec("auto", "model: auto picks mlp for 2-D data and lenet for images", advanced=True)
+    model: str = spec("auto", "model: auto picks mlp for 2-D data and lenet for images (adabn: their batch-norm variants)", advanced=True)
     amp: bool = spec(True, "mixed precision (bf16, else fp16) on CUDA", advanced=True)  # see result_fields
     device: str = spec("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps", advanced=True,
                        result=False)

@@ -251,7 +251,8 @@ class Trainer:
         with _init_lock, torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             # The model takes target inputs (the same as the source's, except in a heterogeneous pair).
-            self.model = build_model(config.model, self.pair.target.kind, self.pair.target.input_shape,
+            model_name = cls.auto_models.get(self.pair.target.kind, "auto") if config.model == "auto" else config.model
+            self.model = build_model(model_name, self.pair.target.kind, self.pair.target.input_shape,
                                      len(self.pair.class_names)).to(self.device)
             if self.device.type == "cuda" and getattr(self.model, "channels_last", False):
                 # torchvision backbones: NHWC convolutions run faster under AMP on tensor cores;
@@ -494,6 +495,8 @@ class Trainer:
             if stopped:
                 break
         ctx.step = step
+        if not stopped:
+            self.strategy.finish(ctx)
         s_acc, t_acc, extras, preds = self.evaluate()
         yield ev.EvalEvent(step=step, total_steps=ctx.total_steps, phase=phase.name, source_accuracy=s_acc,
                            target_accuracy=t_acc, extras=extras, elapsed_s=time.perf_counter() - t0)

@@ -1,6 +1,7 @@
 """The strategy registry: one explicit dict, one contract test over every entry."""
 from __future__ import annotations
 
+from .adabn import AdaBN
 from .alignment import MMD, Coral
 from .base import ROLES, Phase, Strategy
 from .baselines import Oracle, SourceOnly, TargetOnly
@@ -24,6 +25,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "rkd": RKD,
     "mcc": MCC,
     "gromov": Gromov,
+    "adabn": AdaBN,
     "oracle": Oracle,
 }
 

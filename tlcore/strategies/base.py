@@ -139,6 +139,9 @@ class Strategy:
     # blobs -> blobs:embed=20): it never feeds source inputs to the model, which takes target inputs.
     # Every other strategy gets RepresentationMismatchError for such a pair.
     heterogeneous: ClassVar[bool] = False
+    # The model that ``model="auto"`` builds for this strategy, by input kind, where it is not the
+    # usual default (tlcore.models.DEFAULT_MODEL): e.g. AdaBN needs batch norm.
+    auto_models: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
     def uses_source(cls) -> bool:
@@ -169,6 +172,10 @@ class Strategy:
 
         ``ctx.data[name].x`` may be streamed (not on the device; indexing decodes rows):
         iterate a whole stream with ``ctx.inputs(name)``."""
+
+    def finish(self, ctx: "Context") -> None:
+        """Once per run, after the last training step and before the final evaluation (not
+        after a stop), e.g. AdaBN's re-estimation of batch-norm statistics on the target."""
 
     def step_extras(self, ctx: "Context") -> dict[str, float]:
         """Scheduled scalars to log with a step event (e.g. a ramped coefficient)."""
