@@ -275,8 +275,8 @@ def test_heterogeneous_pairs_only_for_strategies_that_accept_them():
     from tlcore.errors import RepresentationMismatchError
     from tlcore.strategies import STRATEGIES, heterogeneous_strategies
 
-    assert heterogeneous_strategies() == ["gromov"]
-    with pytest.raises(RepresentationMismatchError, match="2-dimensional inputs but target .* has 20.*: gromov"):
+    assert set(heterogeneous_strategies()) == {"gromov", "target_only", "oracle"}  # the references never see the source
+    with pytest.raises(RepresentationMismatchError, match="2-dimensional inputs but target .* has 20.*accepts heterogeneous pairs.*gromov"):
         make_pair("blobs", "blobs:embed=20")
     pair = make_pair("blobs", "blobs:embed=20", heterogeneous=True)
     assert pair.heterogeneous and any("heterogeneous pair" in step for step in pair.harmonisation)
@@ -308,6 +308,10 @@ def test_gromov_on_a_heterogeneous_pair_reports_transport_and_no_source_accuracy
     plan = art["gw_plan"]
     assert plan.shape == (120, 120) and len(art["transported_labels"]) == len(trainer.pair.target.y_train)
     np.testing.assert_allclose(plan.sum(0).numpy(), np.full(120, 1 / 120), atol=1e-6)
+    from tlcore.api import preprocessing_record
+    lines = preprocessing_record(trainer)["preprocessing"]
+    assert any("max_points=120" in line and "→ 120" in line for line in lines), lines
+    assert any("heterogeneous pair" in line for line in lines), lines
 
 
 @pytest.mark.slow

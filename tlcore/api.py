@@ -76,6 +76,7 @@ def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
     started from (pretrained backbones)."""
     lines = list(trainer.pair.describe())
     lines.append(trainer.data_note)
+    lines += trainer.strategy.notes(trainer.ctx)
     notes = getattr(trainer.model, "input_notes", None)
     if notes:
         lines.append(f"model: {notes}")

@@ -186,6 +186,11 @@ class Strategy:
         """Extra evaluation scalars from held-out features (e.g. domain accuracy)."""
         return {}
 
+    def notes(self, ctx: "Context") -> list[str]:
+        """Sentences for the run record on how the strategy uses the data (e.g. a subsample), known
+        before training starts."""
+        return []
+
     def artifacts(self) -> dict[str, Any]:
         """Per-run outputs to keep with the checkpoint (lists of floats), e.g. importance weights."""
         return {}

@@ -20,6 +20,7 @@ class TargetOnly(Strategy):
     role = "reference"
     streams = frozenset({"target_labelled"})
     needs_target_labels = True
+    heterogeneous = True  # never sees the source, so any source will do (it is gromov's NTG baseline too)
 
     def phases(self, ctx):
         return [cross_entropy_phase("train", ("target_labelled",))]
@@ -30,6 +31,7 @@ class Oracle(Strategy):
     summary = "Train on every labelled target training example: the upper reference."
     role = "reference"
     streams = frozenset({"target_all"})
+    heterogeneous = True  # never sees the source
 
     def phases(self, ctx):
         return [cross_entropy_phase("train", ("target_all",))]
