@@ -248,17 +248,22 @@ RUN_COLUMNS = {
 
 
 # --- cached engine calls ---------------------------------------------------------------------------
-def load_pair(source: str, target: str, seed: int, budget: int, data_dir: str | None = None) -> DomainPair:
+def load_pair(source: str, target: str, seed: int, budget: int, data_dir: str | None = None,
+              heterogeneous: bool = False) -> DomainPair:
     """``tlcore.data.make_pair``, cached; raises TransferLabError for a pair that cannot be made.
 
-    ``data_dir`` None means the Data page's setting (:func:`data_dir_setting`); "" the default."""
-    return _load_pair(source, target, seed, budget, data_dir_key(data_dir))
+    ``data_dir`` None means the Data page's setting (:func:`data_dir_setting`); "" the default.
+    ``heterogeneous`` accepts domains in different input spaces (the Data page shows them and
+    says which strategies can train on them)."""
+    return _load_pair(source, target, seed, budget, data_dir_key(data_dir), heterogeneous)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str) -> DomainPair:
+def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str,
+               heterogeneous: bool = False) -> DomainPair:
     # "auto", as a run: a folder too large to hold resident is streamed (images decoded on access)
-    return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None, data_mode="auto")
+    return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None, data_mode="auto",
+                     heterogeneous=heterogeneous)
 
 
 def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -> tuple[GapReport, Cloud]:

@@ -7,7 +7,9 @@ from pages import _url
 from pages._sources import render_data_sources
 from tlcore.data import SHIFTS
 from tlcore.errors import TransferLabError
+from tlcore.embed import project_pca
 from tlcore.inspection import class_examples
+from tlcore.strategies import STRATEGIES, heterogeneous_strategies
 
 _shell.inside_app()
 _url.sync([K.SEED, *_url.data_fields()])  # the page's settings live in the URL (a shareable link)
@@ -65,29 +67,38 @@ source, target = _state.spec_from_state("source"), _state.spec_from_state("targe
 seed, budget = _state.seed(), int(st.session_state[K.BUDGET])
 try:
     with st.spinner("Loading the pair…"):
-        pair = _runs.load_pair(source, target, seed, budget)
+        pair = _runs.load_pair(source, target, seed, budget, heterogeneous=True)
 except TransferLabError as exc:
     st.error(_state.explain_pair_error(exc))
     st.stop()
 
+if pair.heterogeneous:
+    accepting = heterogeneous_strategies()
+    others = [name for name in STRATEGIES if name not in accepting]
+    st.warning(
+        f"**A heterogeneous pair:** the source has {pair.source.kind} inputs of shape {pair.source.input_shape} and "
+        f"the target {pair.target.kind} inputs of shape {pair.target.input_shape}, so no model takes both. "
+        f"Only **{', '.join(accepting)}** can train on it (gromov matches the domains by the structure within "
+        f"each; the references never see the source). The others ({', '.join(others)}) refuse it with an "
+        "error saying why.")
+
 st.divider()
-st.subheader("Examples per class" if pair.kind == "image" else "The two domains")
-if pair.kind == "image":
-    left, right = st.columns(2, gap="large")
-    for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
-        rows = class_examples(domain.y_train, domain.num_classes, per_class=8, seed=seed)
-        with column:
+st.subheader("Examples per class" if pair.kind == pair.target.kind == "image" else "The two domains")
+left, right = st.columns(2, gap="large")
+for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
+    with column:
+        if domain.kind == "image":
+            rows = class_examples(domain.y_train, domain.num_classes, per_class=8, seed=seed)
             _export.show_figure(_figures.image_grid_figure(domain.x_train, rows, domain.class_names,
                                                            f"{role}: {domain.name}"),
                                 K.chart("data", f"grid.{role}"))
-else:
-    left, right = st.columns(2, gap="large")
-    for column, role, domain in ((left, "source", pair.source), (right, "target", pair.target)):
+            continue
         x = domain.x_train.numpy()
-        with column:
-            _export.show_figure(_figures.points_figure(x, domain.y_train.numpy(), domain.class_names,
-                                                       f"{role}: {domain.name}", height=380),
-                                K.chart("data", f"points.{role}"))
+        title = f"{role}: {domain.name}"
+        if x.shape[1] != 2:  # e.g. blobs:embed=20: its first two principal components
+            x, title = project_pca(x), f"{title} (first 2 of {x.shape[1]} dimensions, PCA)"
+        _export.show_figure(_figures.points_figure(x, domain.y_train.numpy(), domain.class_names, title, height=380),
+                            K.chart("data", f"points.{role}"))
 
 _export.show_figure(_figures.class_balance_figure(pair.source.class_counts(), pair.target.class_counts(),
                                                 pair.class_names),
@@ -97,6 +108,10 @@ st.subheader("Preprocessing")
 st.markdown("\n".join(f"- {line}" for line in pair.describe()))
 
 st.subheader("Domain gap before training")
+if pair.heterogeneous:
+    st.caption("The inputs live in different spaces, so no distance between them (MMD, a domain classifier) "
+               "is defined: the gap is measured only for pairs that share an input space.")
+    st.stop()
 with st.spinner("Measuring the gap between the raw inputs…"):
     gap, cloud = _runs.pair_gap(source, target, seed)
 a, b, c = st.columns(3)

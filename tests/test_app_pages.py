@@ -138,7 +138,7 @@ def test_data_page_images_show_example_grids():
     assert any("PCA" in str(c.proto.spec) for c in at.get("plotly_chart"))
 
 
-@pytest.mark.parametrize("source,target,words", [("moons", "digits", "vector domain"),
+@pytest.mark.parametrize("source,target,words", [("moons", "digits", "class set"),
                                                  ("moons", "blobs", "class set")])
 def test_data_page_explains_a_mismatched_pair(source, target, words):
     at = open_page("pages/data.py", {K.dataset("source"): source, K.dataset("target"): target})
@@ -146,6 +146,18 @@ def test_data_page_explains_a_mismatched_pair(source, target, words):
     message = at.error[0].value
     assert "cannot be paired" in message and words in message
     assert charts(at) == 0
+
+
+def test_data_page_shows_a_heterogeneous_pair_and_who_can_use_it():
+    state = {K.dataset("source"): "blobs", K.dataset("target"): "blobs", K.shift("target", "rotate"): 0.0,
+             K.shift("target", "embed"): 20.0}
+    at = open_page("pages/data.py", state)
+    assert [c.value for c in at.code] == ["blobs", "blobs:embed=20"]
+    assert not at.error
+    warning = at.warning[0].value
+    assert "heterogeneous pair" in warning and "gromov" in warning and "dann" in warning
+    assert charts(at) == 3  # source points, target points (PCA of 20-D), class balance; no gap across spaces
+    assert not at.metric
 
 
 # --- Train ----------------------------------------------------------------------------------------
