@@ -268,3 +268,55 @@ def ntg_figure(summaries, title: str) -> go.Figure:
     fig.add_hline(y=0, line_color="#333")
     fig.update_layout(yaxis={"title": "NTG (positive = negative transfer)"})
     return layout(fig, title, height=340)
+
+
+# --- relations: Gromov–Wasserstein coupling, RKD distance matrices ------------------------------------
+def _class_boundaries(labels: np.ndarray) -> list[float]:
+    """Positions between runs of equal (sorted) labels, for the lines that separate class blocks."""
+    return [i - 0.5 for i in range(1, len(labels)) if labels[i] != labels[i - 1]]
+
+
+def coupling_heatmap_figure(view, class_names: Sequence[str], title: str) -> go.Figure:
+    """The coupling, source rows and target columns each sorted by class: a right matching is block-diagonal.
+    Each column is scaled to sum to 1 (where the target example's mass came from)."""
+    plan = view.plan / np.maximum(view.plan.sum(0, keepdims=True), 1e-12)
+    fig = go.Figure(go.Heatmap(z=plan, colorscale="Blues", showscale=True, colorbar=dict(title="share"),
+                               hovertemplate="source %{y} → target %{x}: %{z:.3f}<extra></extra>"))
+    shapes = [dict(type="line", x0=b, x1=b, y0=-0.5, y1=len(plan) - 0.5, line=dict(color=NEUTRAL, width=1))
+              for b in _class_boundaries(view.target_labels)]
+    shapes += [dict(type="line", y0=b, y1=b, x0=-0.5, x1=plan.shape[1] - 0.5, line=dict(color=NEUTRAL, width=1))
+               for b in _class_boundaries(view.source_labels)]
+    order = ", ".join(class_names)
+    return layout(fig, title, height=420, shapes=shapes,
+                  xaxis=dict(title=f"target examples, by true class ({order})", showticklabels=False),
+                  yaxis=dict(title=f"source examples, by class ({order})", showticklabels=False, autorange="reversed"))
+
+
+def matching_lines_figure(view, class_names: Sequence[str], title: str) -> go.Figure:
+    """2-D domains: each subsampled target point (✕) joined to the source point (●) it takes most mass from."""
+    xs, xt = view.source_points, view.target_points
+    line_x = np.column_stack([xs[:, 0], xt[:, 0], np.full(len(xs), np.nan)]).ravel()
+    line_y = np.column_stack([xs[:, 1], xt[:, 1], np.full(len(xs), np.nan)]).ravel()
+    fig = go.Figure(go.Scatter(x=line_x, y=line_y, mode="lines", line=dict(color="#bbbbbb", width=1),
+                               name="matched", hoverinfo="skip"))
+    for points, symbol, role in ((xs, "circle", "source"), (xt, "x", "target")):
+        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=role,
+                                 marker=dict(symbol=symbol, size=7,
+                                             color=SOURCE_COLOUR if role == "source" else TARGET_COLOUR)))
+    return layout(fig, title, height=420, xaxis=dict(scaleanchor="y"))
+
+
+def distance_matrices_figure(matrices, class_names: Sequence[str]) -> go.Figure:
+    """RKD's teacher and student distance matrices on the same target examples, side by side."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("teacher (trained on the source)", "student (target)"),
+                        horizontal_spacing=0.08)
+    top = float(max(matrices.teacher.max(), matrices.student.max()))
+    for col, z in ((1, matrices.teacher), (2, matrices.student)):
+        fig.add_trace(go.Heatmap(z=z, zmin=0, zmax=top, colorscale="Viridis", showscale=col == 2,
+                                 hovertemplate="%{y} – %{x}: %{z:.2f}<extra></extra>"), row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+        fig.update_yaxes(showticklabels=False, autorange="reversed", row=1, col=col)
+    return layout(fig, f"Pairwise feature distances / their mean, target test examples by class "
+                       f"({', '.join(class_names)}); correlation {matrices.correlation:.2f}", height=380)

@@ -21,7 +21,8 @@ from tlcore.config import RunConfig
 from tlcore.data import DomainPair, make_pair, parse_spec
 from tlcore.embed import project_pca
 from tlcore.errors import TransferLabError
-from tlcore.inspection import Cloud, GapReport, RunInspection, grid_bounds, input_cloud, input_gap, inspect_trainer
+from tlcore.inspection import (Cloud, CouplingView, DistanceMatrices, GapReport, RunInspection, coupling_view, grid_bounds,
+                               input_cloud, input_gap, inspect_trainer, rkd_distance_matrices)
 from tlcore.models import MODELS, RANDOM_INIT_SUFFIX, models_for
 from tlcore.paths import default_store_path
 from tlcore.presets import PRESETS
@@ -275,6 +276,16 @@ def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -
 def _pair_gap(source: str, target: str, seed: int, data_dir: str) -> tuple[GapReport, Cloud]:
     pair = _load_pair(source, target, seed, 0, data_dir)
     return input_gap(pair, seed=seed), input_cloud(pair, max_points=500, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_relations(store_path: str, run_id: str, updated_at: float
+                  ) -> tuple[CouplingView | None, DistanceMatrices | None, bool]:
+    """A stored run's relation views (a gromov coupling, rkd's teacher and student distance matrices;
+    None where the run has none) and whether its pair is heterogeneous."""
+    trainer, artifacts = load_trained(run_id, RunStore(store_path))
+    return (coupling_view(trainer.pair, artifacts),
+            rkd_distance_matrices(trainer, artifacts, seed=trainer.config.seed), trainer.pair.heterogeneous)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

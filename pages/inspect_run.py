@@ -13,6 +13,7 @@ from tlcore.seeds import ntg_over_seeds
 from tlcore.worker import get_worker
 
 _shell.inside_app()
+RELATION_STRATEGIES = ("gromov", "rkd")  # the runs whose checkpoints hold a coupling or a teacher
 
 st.title("Inspect")
 state = st.session_state
@@ -34,6 +35,48 @@ st.selectbox("Run", list(by_id), key=K.INSPECT_RUN, format_func=lambda i: _runs.
 rec = by_id[state[K.INSPECT_RUN]]
 config = RunConfig.from_dict(rec.config)
 _ntg_view.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
+
+# --- relations (gromov's coupling, rkd's distance matrices) -------------------------------------------
+if rec.strategy in RELATION_STRATEGIES:
+    try:
+        with st.spinner("Rebuilding the run's relations from its checkpoint…"):
+            coupling, distances, heterogeneous = _runs.run_relations(store_path, rec.id, rec.updated_at)
+    except TransferLabError as exc:
+        st.error(str(exc))
+        st.stop()
+    if coupling is not None:
+        st.subheader("The Gromov–Wasserstein coupling")
+        names = [str(i) for i in range(len(coupling.per_class_transported_accuracy))]
+        a, b = st.columns(2)
+        a.metric("Transported labels right", f"{coupling.transported_accuracy:.3f}",
+                 help="Share of the target training examples whose label, carried from the source through the "
+                      "coupling, is their true label (the lab knows it; training never sees it).")
+        b.metric("Examples matched", f"{len(coupling.source_labels)} → {len(coupling.target_labels)}",
+                 help="Source and target examples in the GW problem (a seeded subsample above max_points).")
+        st.caption("Rows: source examples by class; columns: target examples by their true class; each column "
+                   "shows where that target example's mass came from. A right matching is block-diagonal; "
+                   "on a symmetric structure the blocks can land off the diagonal (labels swapped).")
+        left, right = st.columns(2, gap="large")
+        with left:
+            _export.show_figure(_figures.coupling_heatmap_figure(coupling, names, "Coupling, sorted by class"),
+                                K.chart("inspect", f"coupling.{rec.id}"))
+        if coupling.source_points is not None:
+            with right:
+                _export.show_figure(_figures.matching_lines_figure(
+                    coupling, names, "Each target point and the source point it took most mass from"),
+                    K.chart("inspect", f"matching.{rec.id}"))
+    if distances is not None:
+        st.subheader("Relations kept: teacher and student distances")
+        st.caption("Pairwise feature distances between the same target test examples (sorted by class), each "
+                   "over its mean: RKD trains the student to keep the teacher's relations.")
+        names = [str(i) for i in sorted(set(distances.labels.tolist()))]
+        _export.show_figure(_figures.distance_matrices_figure(distances, names),
+                            K.chart("inspect", f"distances.{rec.id}"))
+    if heterogeneous:
+        st.info("This run's source and target live in different input spaces (a heterogeneous pair): the model "
+                "takes target inputs only, so the source-versus-target views below (feature gap, embeddings, a "
+                "source_only baseline) do not apply.")
+        st.stop()
 
 # --- the source_only baseline: stored, training, or started now ------------------------------------
 training_baseline = None  # id of the baseline run while it trains

@@ -294,6 +294,28 @@ def test_inspect_page_shows_importance_weights_of_images():
     assert len(at.get("imgs")) >= 2 or len(at.image) >= 2
 
 
+def test_inspect_page_shows_a_heterogeneous_gromov_coupling_without_a_baseline():
+    run_id = finished_run(strategy="gromov", source="blobs:prior=5", target="blobs:prior=5,embed=20", epochs=1,
+                          params={"max_points": 80, "restarts": 1})
+    at = open_page("pages/inspect_run.py", {K.INSPECT_RUN: run_id})
+    assert "Transported labels right" in [m.label for m in at.metric]
+    assert charts(at) == 1  # the coupling heatmap; no lines (20-D target), no feature views
+    assert any("heterogeneous pair" in i.value for i in at.info)
+    assert not [r for r in RunStore().list_runs() if r.strategy == "source_only"]  # no baseline that cannot run
+
+
+def test_inspect_page_shows_coupling_lines_and_rkd_distance_matrices():
+    gromov = finished_run(strategy="gromov", params={"max_points": 60, "restarts": 1})
+    finished_run(strategy="source_only")
+    at = open_page("pages/inspect_run.py", {K.INSPECT_RUN: gromov})
+    assert charts(at) == 2 + 7  # coupling heatmap and matching lines, then the usual views
+    rkd = finished_run(strategy="rkd", target_labels=2)
+    finished_run(strategy="source_only", target_labels=2)
+    at = open_page("pages/inspect_run.py", {K.INSPECT_RUN: rkd})
+    assert any("teacher and student distances" in h.value for h in at.subheader)
+    assert charts(at) == 1 + 7
+
+
 # --- Compare --------------------------------------------------------------------------------------
 def test_compare_page_summarises_strategies_exports_and_deletes():
     store = RunStore()

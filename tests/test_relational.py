@@ -335,3 +335,45 @@ def test_gromov_transfers_labels_across_input_spaces():
     assert min(accuracies) > majority + 0.1, (accuracies, transported, majority)
     with pytest.raises(RepresentationMismatchError):
         Trainer(config.replace(strategy="source_only", params={}))
+
+
+# --- what Inspect shows --------------------------------------------------------------------------
+
+def test_coupling_view_sorts_by_class_and_counts_transported_labels():
+    from tlcore.inspection import coupling_view
+
+    config = RunConfig(strategy="gromov", source="moons", target="moons:rotate=10", epochs=1, device="cpu",
+                       threads=1, params={"max_points": 60, "restarts": 2})
+    trainer = Trainer(config)
+    result = list(trainer.run())[-1]
+    view = coupling_view(trainer.pair, trainer.artifacts())
+    assert view.plan.shape == (60, 60)
+    assert list(view.source_labels) == sorted(view.source_labels)
+    assert list(view.target_labels) == sorted(view.target_labels)
+    assert view.plan.sum() == pytest.approx(1.0, abs=1e-5)
+    assert view.transported_accuracy == pytest.approx(result.extras["transported_label_accuracy"])
+    assert view.source_points.shape == view.target_points.shape == (60, 2)  # 2-D: lines between matches
+    # Each drawn match is the source row with the most mass for that target row.
+    art = trainer.artifacts()
+    j = 7
+    best = int(art["gw_plan"][:, j].argmax())
+    assert tuple(view.matches[j]) == (art["gw_source_rows"][best], art["gw_target_rows"][j])
+    assert coupling_view(trainer.pair, {}) is None
+
+
+def test_rkd_distance_matrices_from_a_stored_teacher():
+    from helpers import fast_config
+    from tlcore.inspection import rkd_distance_matrices
+
+    trainer = Trainer(fast_config(strategy="rkd", target_labels=2))
+    list(trainer.run())
+    art = trainer.artifacts()
+    matrices = rkd_distance_matrices(trainer, art, per_class=5)
+    assert matrices.teacher.shape == matrices.student.shape == (10, 10)
+    assert list(matrices.labels) == sorted(matrices.labels)
+    off = ~np.eye(10, dtype=bool)
+    assert matrices.teacher[off].mean() == pytest.approx(1.0, rel=1e-5)
+    assert -1.0 <= matrices.correlation <= 1.0
+    # The teacher's matrix comes from the stored weights, not from the student.
+    assert not np.allclose(matrices.teacher, matrices.student)
+    assert rkd_distance_matrices(trainer, {}) is None

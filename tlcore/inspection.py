@@ -307,3 +307,95 @@ def find_source_only(store: RunStore, config: RunConfig, status: str | None = "d
     from .api import result_key
 
     return store.find_run(result_key(source_only_config(config)), status=status)
+
+
+# --- relations: the GW coupling and RKD's distance matrices -------------------------------------------
+
+@dataclass(frozen=True)
+class CouplingView:
+    """A stored Gromov–Wasserstein coupling, ready to draw.
+
+    ``plan`` is the coupling with its rows (source examples) sorted by source label and its
+    columns (target examples) by true target label, so a correct matching shows as blocks on
+    the diagonal. ``matches`` pairs each subsampled target training row with the source row it
+    sends most mass to (indices into the training splits); ``source_points`` and
+    ``target_points`` are the inputs of those rows when both domains are 2-D (lines between
+    matched points), else None. ``transported_accuracy`` counts every target training row whose
+    transported label is its true label (known to the lab; never used in training).
+    """
+
+    plan: np.ndarray
+    source_labels: np.ndarray
+    target_labels: np.ndarray
+    matches: np.ndarray
+    source_points: np.ndarray | None
+    target_points: np.ndarray | None
+    transported_accuracy: float
+    per_class_transported_accuracy: list[float]
+
+
+def coupling_view(pair: DomainPair, artifacts: dict) -> CouplingView | None:
+    """The coupling a ``gromov`` run stored in its artifacts (None for runs without one)."""
+    if "gw_plan" not in artifacts:
+        return None
+    plan = torch.as_tensor(artifacts["gw_plan"]).double()
+    source_rows = torch.as_tensor(artifacts["gw_source_rows"], dtype=torch.int64)
+    target_rows = torch.as_tensor(artifacts["gw_target_rows"], dtype=torch.int64)
+    ys, yt = pair.source.y_train[source_rows], pair.target.y_train[target_rows]
+    row_order, column_order = torch.argsort(ys, stable=True), torch.argsort(yt, stable=True)
+    transported = torch.as_tensor(artifacts["transported_labels"], dtype=torch.int64)
+    truth = pair.target.y_train
+    num_classes = len(pair.class_names)
+    matches = torch.stack([source_rows[plan.argmax(0)], target_rows], 1)
+    two_d = pair.source.input_shape == (2,) and pair.target.input_shape == (2,)
+    return CouplingView(
+        plan=plan[row_order][:, column_order].numpy().astype(np.float32),
+        source_labels=ys[row_order].numpy(), target_labels=yt[column_order].numpy(),
+        matches=matches.numpy(),
+        source_points=pair.source.x_train[matches[:, 0]].numpy() if two_d else None,
+        target_points=pair.target.x_train[matches[:, 1]].numpy() if two_d else None,
+        transported_accuracy=float((transported == truth).double().mean()),
+        per_class_transported_accuracy=per_class_accuracy(transported, truth, num_classes),
+    )
+
+
+@dataclass(frozen=True)
+class DistanceMatrices:
+    """RKD's teacher and student on the same target test examples (sorted by class): their
+    pairwise feature distances, each over its mean (the scale RKD compares, Park et al. 2019)."""
+
+    teacher: np.ndarray
+    student: np.ndarray
+    labels: np.ndarray
+    correlation: float
+
+
+@torch.no_grad()
+def rkd_distance_matrices(trainer, artifacts: dict, per_class: int = 8, seed: int = 0) -> DistanceMatrices | None:
+    """Teacher and student distance matrices of an ``rkd`` run (None for runs without a stored teacher)."""
+    import copy
+
+    state = artifacts.get("teacher_state")
+    if state is None:
+        return None
+    teacher = copy.deepcopy(trainer.model)
+    teacher.load_state_dict(state)
+    teacher.eval()
+    target = trainer.pair.target
+    rows = [r for group in class_examples(target.y_test, target.num_classes, per_class, seed) for r in group]
+    rows = torch.tensor(rows, dtype=torch.int64)
+    x = as_float(target.x_test[rows]).to(trainer.device)
+    was_training = trainer.model.training
+    trainer.model.eval()
+    matrices = []
+    for model in (teacher, trainer.model):
+        features = model.features(x).double().cpu()
+        distances = torch.cdist(features, features)
+        off = ~torch.eye(len(rows), dtype=torch.bool)
+        matrices.append(distances / distances[off].mean().clamp_min(1e-12))
+    trainer.model.train(was_training)
+    off = ~torch.eye(len(rows), dtype=torch.bool)
+    correlation = float(torch.corrcoef(torch.stack([matrices[0][off], matrices[1][off]]))[0, 1])
+    return DistanceMatrices(teacher=matrices[0].numpy().astype(np.float32),
+                            student=matrices[1].numpy().astype(np.float32),
+                            labels=target.y_test[rows].numpy(), correlation=correlation)

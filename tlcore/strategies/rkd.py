@@ -73,3 +73,9 @@ class RKD(Strategy):
 
     def weights(self, ctx):
         return {"rkd_distance": self.params.distance_weight, "rkd_angle": self.params.angle_weight}
+
+    def artifacts(self):
+        """The teacher's weights (Inspect draws its distance matrix beside the student's)."""
+        if self.teacher is None:
+            return {}
+        return {"teacher_state": {k: v.detach().cpu() for k, v in self.teacher.state_dict().items()}}
