@@ -14,10 +14,10 @@ from tlcore.sweeps import (ArmPoint, BudgetSweep, ComparisonResult, ComparisonSw
                            SourceSweep, plan_sweep)
 
 
-def test_registry_has_the_six_lessons_in_teaching_order():
+def test_registry_has_the_lessons_in_teaching_order():
     assert list(LESSONS) == ["fine_tuning_few_labels", "feature_extraction_vs_fine_tuning",
                              "adversarial_alignment_moons", "importance_weighting_covariate_shift",
-                             "negative_transfer_unrelated_source", "too_much_alignment"]
+                             "negative_transfer_unrelated_source", "too_much_alignment", "four_families"]
     for name, lesson in LESSONS.items():
         assert lesson.name == name
         assert lesson.title and len(lesson.explanation) > 100 and lesson.look_for and lesson.claims
