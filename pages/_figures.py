@@ -47,6 +47,19 @@ def ntg_colour(ntg: float | NTGSummary | None) -> str:
     return {NEGATIVE_TRANSFER: BAD, POSITIVE_TRANSFER: GOOD}.get(label, NEUTRAL)
 
 
+MMD2_NOTE = ("MMD² is estimated without bias (Gretton et al., 2012): the estimate scatters around the true "
+             "value, so when the two samples come from the same or nearly the same distribution it can fall a "
+             "little below 0. A squared distance cannot be negative: read a negative estimate as 0, no gap detected.")
+
+
+def mmd2_shown(value: float) -> tuple[str, str]:
+    """(text, hover) for an MMD² estimate: clipped at 0 for display, the raw value and why it can be
+    negative on hover (:data:`MMD2_NOTE`)."""
+    if value >= 0:
+        return f"{value:.4f}", f"Raw estimate {value:.4f}. {MMD2_NOTE}"
+    return "0.0000", f"Shown clipped at 0: the raw unbiased estimate is {value:.4f}. {MMD2_NOTE}"
+
+
 def base_layout(title: str | None = None, height: int = 340) -> dict:
     """A projector-friendly layout: large type, tight margins, legend on top."""
     return {"title": {"text": title, "font": {"size": 18}, "y": 0.98, "yanchor": "top"} if title else None,

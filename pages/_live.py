@@ -71,7 +71,24 @@ def progress(events: Sequence[dict], status: str) -> tuple[float, str]:
 LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", "domain": "domain (discriminator)"}
 
 
-def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=None, height=330,
+# Each live chart's title and subtitle, drawn as text above the chart (see :func:`chart_head`): a title
+# inside a half-width chart runs under plotly's toolbar.
+CHART_HEADS = {
+    "losses": ("Loss terms", "raw, before weighting"),
+    "accuracy": ("Accuracy", "on the source and target test sets"),
+    "domain": ("Domain-discriminator accuracy", "0.5 = chance: it cannot tell the domains apart"),
+    "mmd": ("Feature MMD², source vs target", "≈ 0 when aligned; an unbiased estimate, so it can dip a little "
+            "below 0 when the features match (read that as 0)"),
+}
+
+
+def chart_head(name: str) -> str:
+    """The markdown drawn above live chart ``name``: its title in bold and what to read in it."""
+    title, note = CHART_HEADS[name]
+    return f"**{title}** · {note}"
+
+
+def _lines(traces: list[dict], x_title: str, y_title: str, y_range=None, height=300,
            phases: Sequence[tuple[int, str]] = ()) -> dict:
     # A plain figure dict, which st.plotly_chart validates once: a few ms in all, against ~30 ms for a
     # go.Figure built with update_layout. This keeps the live refresh cheap.
@@ -81,9 +98,16 @@ def _lines(traces: list[dict], title: str, x_title: str, y_title: str, y_range=N
               "xanchor": "left", "yanchor": "top", "font": {"size": 14, "color": "#555"}} for step, name in phases]
     if not traces:  # plotly refuses a figure dict without data
         traces = [{"type": "scatter", "x": [], "y": [], "showlegend": False}]
+    xaxis, yaxis = {"title": {"text": x_title}}, {"title": {"text": y_title}, "range": y_range}
+    if not any(len(t.get("x") or []) for t in traces):
+        # Nothing to draw yet: no made-up axes (plotly's default -1…6), a word instead.
+        xaxis.update(showticklabels=False, showgrid=False, zeroline=False, range=[0, 1])
+        yaxis.update(showticklabels=False, showgrid=False, zeroline=False, range=[0, 1])
+        notes = notes + [{"xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "showarrow": False,
+                          "text": "appears when the run starts", "font": {"size": 16, "color": "#888"}}]
     return {"data": traces, "layout": {
-        **base_layout(title, height), "showlegend": True, "shapes": shapes, "annotations": notes,
-        "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": y_title}, "range": y_range},
+        **base_layout(None, height), "showlegend": True, "shapes": shapes, "annotations": notes,
+        "xaxis": xaxis, "yaxis": yaxis,
         "uirevision": "live"}}  # keeps a user's zoom across refreshes
 
 
@@ -119,7 +143,7 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
     figs = []
     loss_traces = [{"type": "scatter", "mode": "lines", "x": s["steps"], "y": v, "name": LOSS_NAMES.get(k, k),
                     "line": {"width": 3}} for k, v in s["losses"].items()]
-    figs.append(("losses", _lines(loss_traces, "Loss terms (raw, before weighting)", "step", "loss",
+    figs.append(("losses", _lines(loss_traces, "step", "loss",
                                   phases=s["phases"])))
     acc_traces = [
         {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": s["source_accuracy"],
@@ -127,7 +151,7 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
         {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": s["target_accuracy"],
          "name": "target test", "line": {"width": 3, "color": TARGET_COLOUR}},
     ]
-    figs.append(("accuracy", _lines(acc_traces, "Accuracy", "step", "accuracy", y_range=[0, 1.02],
+    figs.append(("accuracy", _lines(acc_traces, "step", "accuracy", y_range=[0, 1.02],
                                     phases=s["phases"])))
     extras = s["extras"]
     if "domain_accuracy" in extras:
@@ -136,13 +160,13 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
               "name": "discriminator", "line": {"width": 3, "color": "#6a3d9a"}},
              {"type": "scatter", "mode": "lines", "x": [s["eval_steps"][0], s["eval_steps"][-1]] if s["eval_steps"]
               else [], "y": [0.5, 0.5], "name": "chance (0.5)", "line": {"dash": "dash", "color": "#888"}}],
-            "Domain-discriminator accuracy (0.5 = chance)", "step", "accuracy",
-            y_range=[0.3, 1.02])))
+            "step", "accuracy", y_range=[0.3, 1.02])))
     if "feature_mmd2" in extras:
         figs.append(("mmd", _lines(
             [{"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": extras["feature_mmd2"],
-              "name": "feature MMD²", "line": {"width": 3, "color": "#33a02c"}}],
-            "Feature MMD², source vs target (unbiased: ≈ 0 when aligned)", "step", "MMD²")))
+              "name": "feature MMD²", "line": {"width": 3, "color": "#33a02c"},
+              "hovertemplate": "step %{x}: MMD² %{y:.4f} (unbiased estimate: below 0 reads as 0)<extra></extra>"}],
+            "step", "MMD²")))
     return figs
 
 

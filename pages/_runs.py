@@ -267,6 +267,15 @@ def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str,
                      heterogeneous=heterogeneous)
 
 
+def gap_sample(gap: GapReport) -> str:
+    """The sample a gap was measured on, in words: "a seeded sample of 500 of 1,000 source and
+    500 of 1,000 target training points" (or "all 300 + 300 training points")."""
+    if not gap.subsampled:
+        return f"all {gap.n_source:,} source and {gap.n_target:,} target training points"
+    return (f"a seeded sample of {gap.n_source:,} of {gap.of_source:,} source and {gap.n_target:,} of "
+            f"{gap.of_target:,} target training points")
+
+
 def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -> tuple[GapReport, Cloud]:
     """The gap between raw source and target inputs, and a 2-D view of them (PCA for images)."""
     return _pair_gap(source, target, seed, data_dir_key(data_dir))

@@ -30,6 +30,17 @@ PAGES = (
     ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
 )
 
+def page_links(*links: tuple[str, str]) -> None:
+    """Links to other pages, side by side: each ``(title in PAGES, label)``. The text names a page
+    ("on **Train**"); these make it one click away (``st.page_link`` keeps the session, unlike a
+    plain markdown link, which reloads the app)."""
+    by_title = {title: (path, icon) for path, title, icon, _ in PAGES}
+    columns = st.columns(len(links))
+    for column, (title, label) in zip(columns, links):
+        path, icon = by_title[title]
+        column.page_link(path, label=label, icon=icon)
+
+
 _app_run = threading.local()
 
 

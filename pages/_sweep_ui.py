@@ -444,7 +444,9 @@ def comparison_figure(result: ComparisonResult, title: str | None = None) -> go.
                  "visible": any(points[a].std_accuracy is not None for a in shown)},
         text=[f"{points[a].mean_accuracy:.3f}" + (f" ± {points[a].std_accuracy:.3f}"
                                                  if points[a].std_accuracy is not None else "") for a in shown],
-        textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+        # inside the bar at its foot, where neither the error bar nor the seeds' dots (both near the top) cover it
+        textposition="inside", insidetextanchor="start", textangle=0,
+        insidetextfont={"color": "white", "size": 16}, hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     fig.add_trace(go.Scatter(
         x=[r.arm for r in result.rows], y=[r.target_accuracy for r in result.rows], mode="markers",
         name="one seed", marker={"color": "#222", "size": 8, "symbol": "circle-open"},

@@ -21,6 +21,7 @@ run_store = _runs.store()
 records = run_store.list_runs()
 if not records:
     st.info("No runs stored yet: train one on the **Train** page or run a preset on **Lab**.")
+    _shell.page_links(("Train", "Train"), ("Lab", "Lab: presets"))
     st.stop()
 
 
@@ -75,13 +76,14 @@ for name, members in list(groups.items())[:6]:
     summaries = summarise_by_strategy(members)
     reference = next((s.mean for s in summaries if s.strategy == "target_only"), None)
     left, right = st.columns([3, 2], gap="large")
+    # Titles above the charts, not in them: in a narrow chart a title runs under plotly's toolbar.
     with left:
-        _export.show_figure(_figures.strategy_figure(summaries, "Target accuracy by strategy (mean ± std over seeds)",
-                                                     reference), K.chart("compare", f"acc.{name}"))
+        st.markdown("**Target accuracy by strategy** (mean ± std over seeds)")
+        _export.show_figure(_figures.strategy_figure(summaries, None, reference), K.chart("compare", f"acc.{name}"))
     if any(s.ntg_mean is not None for s in summaries):
         with right:
-            _export.show_figure(_figures.ntg_figure(summaries, "Negative-transfer gap vs target_only"),
-                                K.chart("compare", f"ntg.{name}"))
+            st.markdown("**Negative-transfer gap vs target_only** (positive = negative transfer)")
+            _export.show_figure(_figures.ntg_figure(summaries, None), K.chart("compare", f"ntg.{name}"))
     else:
         right.caption("No NTG here: it needs labelled target examples (a target label budget) and a strategy "
                       "that uses the source.")

@@ -115,15 +115,20 @@ if pair.heterogeneous:
 with st.spinner("Measuring the gap between the raw inputs…"):
     gap, cloud = _runs.pair_gap(source, target, seed)
 a, b, c = st.columns(3)
-a.metric("MMD² (raw inputs)", f"{gap.mmd2:.4f}",
-         help="Unbiased multi-kernel maximum mean discrepancy between the source and target training inputs "
-              f"({gap.n_source} + {gap.n_target} points). 0 = same distribution.")
+mmd_text, mmd_hover = _figures.mmd2_shown(gap.mmd2)
+a.metric("MMD² (raw inputs)", mmd_text,
+         help="Unbiased multi-kernel maximum mean discrepancy between the source and target training inputs. "
+              f"0 = same distribution. {mmd_hover}")
 b.metric("p-value (permutation test)", f"{gap.p_value:.3f}",
          help="Probability of an MMD² at least this large if both domains came from one distribution "
               "(200 permutations). Small = the shift is real.")
 c.metric("Proxy A-distance", f"{gap.pad:.2f}",
          help=f"2(1 − 2ε) for a linear domain classifier with held-out error ε (its accuracy: "
               f"{gap.domain_accuracy:.2f}). 0 = indistinguishable, 2 = perfectly separable.")
+st.caption(f"Measured on {_runs.gap_sample(gap)}, the same sample as `tlcore gap --source {source} "
+           f"--target {target} --seed {seed}` draws, so both give the same numbers."
+           + (f" MMD² is shown clipped at 0; the raw unbiased estimate is {gap.mmd2:.4f} (hover for why)."
+              if gap.mmd2 < 0 else ""))
 view = "the inputs themselves (2-D)" if pair.input_shape == (2,) else "the first two principal components (PCA)"
 _export.show_figure(_figures.cloud_figure(cloud, pair.class_names, f"Raw inputs by domain: {view}"),
                     K.chart("data", "cloud"))

@@ -23,6 +23,7 @@ store_path = str(run_store.path)
 runs = [r for r in run_store.list_runs(status=("done", "stopped")) if r.checkpoint_path]
 if not runs:
     st.info("No finished run to inspect yet: train one on the **Train** page (or run a preset on **Lab**).")
+    _shell.page_links(("Train", "Train"), ("Lab", "Lab: presets"))
     st.stop()
 by_id = {r.id: r for r in runs}
 if state.get(K.INSPECT_RUN) not in by_id:
@@ -141,9 +142,10 @@ for column, (title, r, i) in zip(columns, sides):
         ref = base_ins if (i is ins and base_ins is not None and rec.strategy != "source_only") else None
         a.metric("Target accuracy", f"{i.target_accuracy:.3f}",
                  delta=None if ref is None else f"{i.target_accuracy - ref.target_accuracy:+.3f}")
-        b.metric("MMD² (features)", f"{i.gap.mmd2:.4f}",
+        mmd_text, mmd_hover = _figures.mmd2_shown(i.gap.mmd2)
+        b.metric("MMD² (features)", mmd_text,
                  delta=None if ref is None else f"{i.gap.mmd2 - ref.gap.mmd2:+.4f}", delta_color="inverse",
-                 help="Between source and target test features; lower = better aligned.")
+                 help=f"Between source and target test features; lower = better aligned. {mmd_hover}")
         c.metric("Proxy A-distance", f"{i.gap.pad:.2f}",
                  delta=None if ref is None else f"{i.gap.pad - ref.gap.pad:+.2f}", delta_color="inverse",
                  help=f"0 = a linear classifier cannot tell the domains apart; 2 = perfectly "

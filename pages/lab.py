@@ -25,10 +25,12 @@ left.page_link("pages/negative.py", label="Negative transfer: when does using a 
 right.page_link("pages/lessons.py", label="Lessons: six one-click classroom demonstrations, results at once",
                 icon=":material/school:")
 
+_shell.page_links(("Data", "Data: set up your own pair"), ("Train", "Train: pick a strategy and start"))
+
 st.subheader("Presets")
 columns = st.columns(len(PRESETS))
 for column, preset in zip(columns, PRESETS.values()):
-    with column.container(border=True):
+    with column.container(border=True, height="stretch"):  # cards of one height, whatever their text
         st.markdown(f"**{preset.title}**")
         st.write(preset.explanation)
         st.caption(f"Look for: {preset.look_for}")
@@ -36,8 +38,10 @@ for column, preset in zip(columns, PRESETS.values()):
         st.caption(f"`{cfg.source}` → `{cfg.target}` · {cfg.strategy} · {cfg.epochs} epochs"
                    + (f" · {cfg.target_labels} labels/class" if cfg.target_labels else "")
                    + (f" · compared with {', '.join(preset.compare_with)}" if preset.compare_with else ""))
-        st.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch",
-                  on_click=_runs.run_preset, args=(preset.name,))
+# The buttons in a row of their own, so that they line up under cards of different lengths.
+for column, preset in zip(st.columns(len(PRESETS)), PRESETS.values()):
+    column.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch",
+                  on_click=_runs.run_preset, args=(preset.name,), help=preset.title)
 if st.session_state.pop(K.GOTO_TRAIN, False):
     st.switch_page("pages/train.py")
 
@@ -45,6 +49,7 @@ st.subheader("Recent runs")
 recent = _runs.store().list_runs(limit=10)
 if not recent:
     st.info("No runs yet. Start one with a preset above, or on the **Train** page.")
+    _shell.page_links(("Train", "Open Train"))
 else:
     table = _runs.runs_frame(recent)
     event = st.dataframe(table, hide_index=True, column_config=_runs.RUN_COLUMNS, on_select="rerun",

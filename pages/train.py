@@ -129,6 +129,7 @@ def render_run(run_id: str, record=None) -> str:
         if i % 2 == 0:
             columns = st.columns(2)
         with columns[i % 2]:
+            st.markdown(_live.chart_head(name))
             _export.show_figure(fig, K.chart("train", name))
     return rec.status
 
@@ -154,11 +155,13 @@ def empty_view() -> None:
     """What the live view will show, drawn before any run: the charts then only update in place
     when the first points arrive, which the browser does much faster than drawing new charts."""
     st.markdown("**No run yet**: press **Start**, or run a preset from the **Lab** page.")
+    _shell.page_links(("Lab", "Lab: one-click presets"))
     st.progress(0.0, text="not started")
     for i, (name, fig) in enumerate(_live.live_figures([])):
         if i % 2 == 0:
             columns = st.columns(2)
         with columns[i % 2]:
+            st.markdown(_live.chart_head(name))
             _export.show_figure(fig, K.chart("train", name))
 
 

@@ -26,6 +26,21 @@ def test_series_aligns_curves_and_marks_phase_changes():
     assert names == ["losses", "accuracy", "domain", "mmd"]
 
 
+def test_live_charts_carry_no_title_under_the_toolbar_and_no_made_up_axes_when_empty():
+    """Issue 12: titles ran into plotly's toolbar in half-width charts; empty charts showed -1…6."""
+    events = [{"kind": "started"}, step(10, task=1.0, total=1.0), evaluation(10, feature_mmd2=-0.001,
+                                                                            domain_accuracy=0.6)]
+    for name, fig in _live.live_figures(events):
+        assert fig["layout"]["title"] is None and _live.chart_head(name).startswith("**")
+        assert fig["layout"]["xaxis"].get("showticklabels", True) is True
+    assert "below 0" in _live.chart_head("mmd")
+    for name, fig in _live.live_figures([]):
+        layout = fig["layout"]
+        assert layout["xaxis"]["showticklabels"] is False and layout["yaxis"]["showticklabels"] is False
+        assert layout["xaxis"]["range"] == [0, 1]
+        assert any(a["text"] == "appears when the run starts" for a in layout["annotations"])
+
+
 def test_progress_reads_steps_and_eta_then_the_result():
     fraction, text = _live.progress([step(25, task=1.0)], "running")
     assert fraction == 0.25 and text.startswith("step 25 / 100") and "ETA 8 s" in text

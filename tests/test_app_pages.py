@@ -6,6 +6,7 @@ an exception and draws the widgets and charts it should. Runs are short
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -85,6 +86,8 @@ def test_lab_page_shows_the_presets_and_recent_runs():
     labels = [b.label for b in at.button]
     assert labels.count("Run this preset") == 3
     assert any("No runs yet" in i.value for i in at.info)
+    links = {link.proto.page for link in at.get("page_link")}  # "Data", "Train" in the text are one click away
+    assert {"data", "train"} <= links, links
 
     finished_run()
     at.run()
@@ -126,6 +129,31 @@ def test_data_page_default_pair_shows_both_domains_and_the_gap():
     at.slider(key=K.shift("source", "noise")).set_value(0.2).run()
     assert_clean(at)
     assert at.code[0].value == "moons:noise=0.2"
+
+
+def test_data_page_gap_agrees_with_tlcore_gap(capsys):
+    """Issue 12, item 12: the page and the CLI measure the same seeded sample, so they agree."""
+    from tlcore.cli import main
+
+    at = open_page("pages/data.py", {K.SEED: 3})
+    shown = {m.label: m.value for m in at.metric}
+    assert main(["gap", "--source", "moons", "--target", "moons:rotate=30", "--seed", "3", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["n_source"] < cli["of_source"]  # a subsample, so a different sample would give other numbers
+    assert shown["MMD² (raw inputs)"] == f"{max(cli['mmd2'], 0):.4f}"
+    assert shown["p-value (permutation test)"] == f"{cli['p_value']:.3f}"
+    assert shown["Proxy A-distance"] == f"{cli['proxy_a_distance']:.2f}"
+    assert any("tlcore gap --source moons --target moons:rotate=30 --seed 3" in c.value and
+               f"{cli['n_source']:,} of {cli['of_source']:,} source" in c.value for c in at.caption)
+
+
+def test_data_page_shows_a_negative_mmd2_clipped_and_explained():
+    # moons -> moons on seed 0: no gap, and the unbiased estimate comes out at -0.0008
+    at = open_page("pages/data.py", {K.shift("target", "rotate"): 0.0})
+    mmd = next(m for m in at.metric if m.label == "MMD² (raw inputs)")
+    assert mmd.value == "0.0000" and "raw unbiased estimate is -0.0008" in mmd.help
+    assert "can fall a little below 0" in mmd.help
+    assert any("shown clipped at 0; the raw unbiased estimate is -0.0008" in c.value for c in at.caption)
 
 
 def test_data_page_images_show_example_grids():

@@ -127,6 +127,9 @@ def test_comparison_figure_has_one_bar_per_arm_and_one_dot_per_seed():
     assert list(bars.x) == ["a", "b"] and list(bars.y) == pytest.approx([0.61, 0.81])
     assert list(bars.error_y.array) == pytest.approx([0.01, 0.01])
     assert len(dots.x) == 6
+    # the value labels sit inside the bars at their foot, clear of the error bars and dots drawn at the top
+    assert bars.textposition == "inside" and bars.insidetextanchor == "start"
+    assert all(y > 0.5 for y in dots.y) and all(y > 0.5 for y in bars.y)
 
 
 def test_results_round_trip_through_the_page_file_format():

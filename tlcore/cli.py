@@ -159,29 +159,38 @@ def _cmd_run(args) -> int:
     return 0
 
 
+MAX_GAP_POINTS = 5_000     # `tlcore gap --max-points`: a (2·5000)² float64 kernel matrix is 800 MB
 MAX_PERMUTATIONS = 10_000  # `tlcore gap`: about 20 s on the built-in digits on one CPU core (~2 ms per permutation)
 
 
 def _cmd_gap(args) -> int:
     from .data import make_pair
-    from .data.domain import as_float
-    from .metrics import mmd_permutation_test, proxy_a_distance
+    from .inspection import GAP_POINTS, input_gap
+    max_points = GAP_POINTS if args.max_points is None else args.max_points
     if not 1 <= args.permutations <= MAX_PERMUTATIONS:
         raise TransferLabError(f"--permutations must be between 1 and {MAX_PERMUTATIONS} (the p-value's resolution "
                                f"is 1/(B+1); more only cost time), got {args.permutations}")
+    if not 2 <= max_points <= MAX_GAP_POINTS:
+        raise TransferLabError(f"--max-points must be between 2 and {MAX_GAP_POINTS} (the test builds one "
+                               f"(2·max-points)² kernel matrix), got {max_points}")
     pair = make_pair(args.source, args.target, seed=args.seed, data_dir=args.data_dir or None)
-    xs, xt = as_float(pair.source.x_train), as_float(pair.target.x_train)
-    test = mmd_permutation_test(xs, xt, num_permutations=args.permutations, seed=args.seed)
-    pad = proxy_a_distance(xs.flatten(1), xt.flatten(1), seed=args.seed)
-    out = {"source": args.source, "target": args.target, "mmd2": test.mmd2, "p_value": test.p_value,
-           "permutations": test.num_permutations, "proxy_a_distance": pad.pad,
-           "domain_classifier_accuracy": pad.domain_accuracy, "harmonisation": list(pair.harmonisation)}
+    # The same seeded sample as the app's Data page (tlcore.inspection.input_gap), so both give the same numbers.
+    gap = input_gap(pair, seed=args.seed, max_points=max_points, num_permutations=args.permutations)
+    out = {"source": args.source, "target": args.target, "mmd2": gap.mmd2, "p_value": gap.p_value,
+           "permutations": args.permutations, "proxy_a_distance": gap.pad,
+           "domain_classifier_accuracy": gap.domain_accuracy, "n_source": gap.n_source, "n_target": gap.n_target,
+           "of_source": gap.of_source, "of_target": gap.of_target, "harmonisation": list(pair.harmonisation)}
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{args.source} -> {args.target} (input space)")
-        print(f"  MMD²  {test.mmd2:.5f}  (permutation p-value {test.p_value:.4f}, {test.num_permutations} permutations)")
-        print(f"  proxy A-distance  {pad.pad:.4f}  (held-out domain classifier accuracy {pad.domain_accuracy:.3f})")
+        print(f"{args.source} -> {args.target} (input space, seed {args.seed})")
+        print(f"  on {gap.n_source} of {gap.of_source} source and {gap.n_target} of {gap.of_target} target "
+              f"training points (a seeded sample, as the app's Data page draws it; --max-points to change)")
+        print(f"  MMD²  {gap.mmd2:.5f}  (permutation p-value {gap.p_value:.4f}, {args.permutations} permutations)")
+        if gap.mmd2 < 0:
+            print(f"  (MMD² is an unbiased estimate: it scatters around the true value, so when the domains are "
+                  f"alike it can fall below 0; read it as 0, no gap detected)")
+        print(f"  proxy A-distance  {gap.pad:.4f}  (held-out domain classifier accuracy {gap.domain_accuracy:.3f})")
         if pair.harmonisation:
             print("harmonisation (applied to both domains before measuring):")
             for step in pair.harmonisation:
@@ -505,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--permutations", type=int, default=200)
+    s.add_argument("--max-points", type=int, default=None, metavar="N",
+                   help="points per domain, a seeded sample (default: as many as the app's Data page uses)")
     s.add_argument("--data-dir", default="")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_gap)

@@ -14,6 +14,8 @@ the run's DataLoader.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +55,8 @@ class GapReport:
     ``p_value``: its permutation-test p-value, or None when no test was run;
     ``pad``: proxy A-distance in [0, 2] and ``domain_accuracy`` the held-out
     accuracy of the linear domain classifier behind it (0.5 = indistinguishable);
-    ``n_source``, ``n_target``: the numbers of points used.
+    ``n_source``, ``n_target``: the numbers of points used; ``of_source``, ``of_target``: the
+    numbers they were drawn from (equal when nothing was subsampled; 0 when unknown).
     """
 
     mmd2: float
@@ -62,6 +65,12 @@ class GapReport:
     domain_accuracy: float
     n_source: int
     n_target: int
+    of_source: int = 0
+    of_target: int = 0
+
+    @property
+    def subsampled(self) -> bool:
+        return self.n_source < self.of_source or self.n_target < self.of_target
 
 
 def _rows(x) -> torch.Tensor:
@@ -76,7 +85,10 @@ def _subsample(n: int, max_points: int, generator: torch.Generator) -> torch.Ten
     return torch.sort(torch.randperm(n, generator=generator)[:max_points]).values
 
 
-def domain_gap(source, target, seed: int = 0, max_points: int = 500, num_permutations: int = 200) -> GapReport:
+GAP_POINTS = 500  # per domain: the app's and `tlcore gap`'s default, so both measure the same sample
+
+
+def domain_gap(source, target, seed: int = 0, max_points: int = GAP_POINTS, num_permutations: int = 200) -> GapReport:
     """MMD² (with a permutation-test p-value when ``num_permutations > 0``) and the proxy
     A-distance between two samples of any shape (rows are flattened).
 
@@ -94,22 +106,25 @@ def domain_gap(source, target, seed: int = 0, max_points: int = 500, num_permuta
         value, p_value = mmd2(xs, xt, seed=seed), None
     pad = proxy_a_distance(xs, xt, seed=seed)
     return GapReport(mmd2=value, p_value=p_value, pad=pad.pad, domain_accuracy=pad.domain_accuracy,
-                     n_source=len(xs), n_target=len(xt))
+                     n_source=len(xs), n_target=len(xt), of_source=len(source), of_target=len(target))
 
 
-def input_gap(pair: DomainPair, seed: int = 0, max_points: int = 500, num_permutations: int = 200) -> GapReport:
+def input_gap(pair: DomainPair, seed: int = 0, max_points: int = GAP_POINTS,
+              num_permutations: int = 200) -> GapReport:
     """The gap between the raw source and target training inputs, before any training.
 
     The seeded subsample of at most ``max_points`` rows per domain is drawn
     here, exactly as :func:`domain_gap` would draw it, so that a streamed domain
-    decodes only those rows.
+    decodes only those rows. The app's Data page and ``tlcore gap`` both call this
+    with the same defaults, so the same pair and seed give the same numbers in both.
     """
     generator = torch.Generator().manual_seed(seed)
     xs, xt = pair.source.x_train, pair.target.x_train
     keep_source = _subsample(len(xs), max_points, generator)
     keep_target = _subsample(len(xt), max_points, generator)
-    return domain_gap(xs[keep_source], xt[keep_target], seed=seed, max_points=max_points,
-                      num_permutations=num_permutations)
+    report = domain_gap(xs[keep_source], xt[keep_target], seed=seed, max_points=max_points,
+                        num_permutations=num_permutations)
+    return dataclasses.replace(report, of_source=len(xs), of_target=len(xt))
 
 
 # --- point clouds ------------------------------------------------------------------------
