@@ -12,6 +12,7 @@ import streamlit as st
 from tlcore.inspection import RunInspection
 
 from pages import _keys as K
+from pages import _present
 
 
 def figure_config(name: str) -> dict:
@@ -31,6 +32,8 @@ def show_figure(fig, key: str, **kwargs):
     goes through here, so that each exports as the sidebar says. Returns what ``st.plotly_chart``
     returns (the selection state with ``on_select="rerun"``); a ``config`` in ``kwargs`` is merged in."""
     config = {**figure_config(key), **(kwargs.pop("config", None) or {})}
+    if _present.on():
+        fig = _present.enlarge(fig)
     return st.plotly_chart(fig, key=key, config=config, **kwargs)
 
 

@@ -48,7 +48,10 @@ STOP = "btn.train.stop"
 RUN_ID = "s.train.run_id"           # the run the Train page shows (also ?run= in the URL)
 EVENTS = "s.train.events"           # events of that run read so far (dicts from the run store)
 LAST_SEQ = "s.train.last_seq"       # seq of the last event read
+PRESENT = "w.present"               # presentation mode (pages/_present.py)
 POLL_MS = "s.train.poll_ms"         # durations of the last live refreshes, in milliseconds
+LIVE_INTERVAL = "s.train.live_interval"  # seconds between live refreshes now (pages/_live.refresh_interval)
+LIVE_FIGURES = "s.train.live_figures"    # the live figures last drawn (pages/_live.FigureMemo)
 STARTED_AT = "s.train.started_at"   # perf_counter() when Start was clicked
 FIRST_POINT_S = "s.train.first_point_s"  # seconds from that click to the first live point shown
 TRAIN_ERROR = "s.train.error"       # a start error to show once

@@ -13,7 +13,8 @@ from tlcore.runs import ACTIVE_STATUSES
 
 from pages._figures import SOURCE_COLOUR, TARGET_COLOUR, base_layout
 
-LIVE_INTERVAL_S = 0.5       # the Train page's live refresh
+LIVE_INTERVAL_S = 0.5       # the Train page's live refresh at first; then as fast as the run logs (refresh_interval)
+REFRESH_STEPS_S = (0.5, 1.0, 2.0, 5.0)  # the live refresh intervals it chooses from
 PENDING_INTERVAL_S = 1.0    # the Inspect page's check for a finished baseline or UMAP
 FIRST_POINT_WAIT_S = 0.6    # after Start, the first draw waits this long at most for the first point
 
@@ -168,6 +169,40 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
               "hovertemplate": "step %{x}: MMD² %{y:.4f} (unbiased estimate: below 0 reads as 0)<extra></extra>"}],
             "step", "MMD²")))
     return figs
+
+
+def refresh_interval(events: Sequence[dict], current: float = LIVE_INTERVAL_S) -> float:
+    """Seconds between two live refreshes: about the time the run takes to log a new point (the
+    mean gap over its last five step or eval events), rounded up to one of :data:`REFRESH_STEPS_S`.
+
+    A refresh faster than the run logs only redraws what is on screen, and each refresh costs the
+    server's CPU that the training shares (issue 14: four viewers made a 63 s run take 550 s), so a
+    slow run, or one slowed down by many viewers, is polled less often. It changes only when the
+    pace leaves the band ``[current / 2, 1.25 · current]``, so a pace near a step does not make it
+    flip at every refresh (each change redraws the page once).
+    """
+    times = [e["elapsed_s"] for e in events if e["kind"] in ("step", "eval")][-5:]
+    if len(times) < 2:
+        return current
+    gap = (times[-1] - times[0]) / (len(times) - 1)
+    if current / 2 <= gap <= 1.25 * current:
+        return current
+    return next((s for s in REFRESH_STEPS_S if s >= gap), REFRESH_STEPS_S[-1])
+
+
+class FigureMemo:
+    """The live figures of the last events drawn, rebuilt only when events were added: a refresh
+    with nothing new re-sends the same figures without recomputing the curves (O(events))."""
+
+    def __init__(self):
+        self._key: tuple[str, int] | None = None
+        self._figures: list[tuple[str, dict]] = []
+
+    def figures(self, run_id: str, events: Sequence[dict]) -> list[tuple[str, dict]]:
+        key = (run_id, len(events))
+        if key != self._key:
+            self._key, self._figures = key, live_figures(events)
+        return self._figures
 
 
 def median_ms(values: Sequence[float]) -> float:

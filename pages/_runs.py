@@ -64,6 +64,7 @@ def attach(run_id: str | None) -> None:
     state[K.LAST_SEQ] = -1
     state[K.POLL_MS] = []
     state[K.FIRST_POINT_S] = None
+    state[K.LIVE_INTERVAL] = None  # the live refresh starts fast, then follows this run's pace
     if run_id:
         st.query_params["run"] = run_id
     elif "run" in st.query_params:

@@ -16,7 +16,7 @@ from tlcore.errors import RunStoreError, StoreCorruptError
 from tlcore.runs import quarantine_store
 
 from pages import _keys as K
-from pages import _runs, _state, _url
+from pages import _present, _runs, _state, _url
 from pages._umap_worker import service as umap_service
 
 # (file relative to app.py, title, icon, url path; None for the default page)
@@ -160,8 +160,11 @@ def main() -> None:
         for path, title, icon, url_path in PAGES])
 
     _url.apply_pending()  # a link's values for the sidebar's widgets (see pages/_url.py)
+    _present.init()
     with st.sidebar:
+        _present.toggle()
         _sidebar(startup)
+    _present.apply()
 
     if problem is None:
         with app_page_run():

@@ -333,8 +333,12 @@ def _valid(f: Field, value: Any) -> str | None:
     return f.check(value) if f.check is not None else None
 
 
+APP_PARAMS = ("present",)  # the app's own parameters, on every page (pages/_present.py): no page setting
+
+
 def _url_settings(own: Collection[str]) -> dict[str, str]:
-    return {name: text for name, text in st.query_params.to_dict().items() if name not in own}
+    return {name: text for name, text in st.query_params.to_dict().items()
+            if name not in own and name not in APP_PARAMS}
 
 
 def _from_url(fields: Sequence, url: dict[str, str]) -> tuple[dict[str, Any], list[str]]:

@@ -4,7 +4,7 @@ import time
 import streamlit as st
 
 from pages import _keys as K
-from pages import _export, _live, _ntg_view, _runs, _shell, _state
+from pages import _export, _live, _ntg_view, _present, _runs, _shell, _state
 from pages import _url
 from tlcore.config import RunConfig, form_fields
 from tlcore.errors import RunNotFoundError
@@ -125,7 +125,8 @@ def render_run(run_id: str, record=None) -> str:
     st.progress(fraction, text=text)
     if rec.status in ACTIVE_STATUSES and ended:
         st.info("Training the matched target_only run (same target labels and seed) for the negative-transfer gap…")
-    for i, (name, fig) in enumerate(_live.live_figures(events)):
+    memo = state.setdefault(K.LIVE_FIGURES, _live.FigureMemo())
+    for i, (name, fig) in enumerate(memo.figures(run_id, events)):
         if i % 2 == 0:
             columns = st.columns(2)
         with columns[i % 2]:
@@ -134,20 +135,26 @@ def render_run(run_id: str, record=None) -> str:
     return rec.status
 
 
-@st.fragment(run_every=_live.LIVE_INTERVAL_S)
 def live_view(run_id: str, record) -> None:
-    """Redraws only this part of the page while the run trains (the rest of the page stays put)."""
+    """Redraws only this part of the page while the run trains (the rest of the page stays put),
+    every ``state[K.LIVE_INTERVAL]`` seconds: as often as the run logs a point, no more."""
     t0 = time.perf_counter()
     status = render_run(run_id, record)
     ms = (time.perf_counter() - t0) * 1000
     timings = (state.get(K.POLL_MS) or [])[-49:] + [ms]
     state[K.POLL_MS] = timings
     first = state.get(K.FIRST_POINT_S)
-    st.caption(f"Live view: refreshed every {_live.LIVE_INTERVAL_S:g} s; this refresh took {ms:.0f} ms "
-               f"(median {_live.median_ms(timings):.0f} ms)"
-               + (f" · first live point {first:.2f} s after Start" if first is not None else ""))
+    interval = state.get(K.LIVE_INTERVAL) or _live.LIVE_INTERVAL_S
+    if not _present.on():  # a debugging figure, not for a projector
+        st.caption(f"Live view: refreshed every {interval:g} s (as often as the run logs); this refresh took "
+                   f"{ms:.0f} ms (median {_live.median_ms(timings):.0f} ms)"
+                   + (f" · first live point {first:.2f} s after Start" if first is not None else ""))
     if status not in ACTIVE_STATUSES:
         st.rerun()  # the run has ended: redraw the whole page once, without the live refresh
+    wanted = _live.refresh_interval(state.get(K.EVENTS) or [], interval)
+    if wanted != interval:  # the run's pace changed: register the fragment again with the new interval
+        state[K.LIVE_INTERVAL] = wanted
+        st.rerun()
 
 
 @st.fragment
@@ -168,7 +175,7 @@ def empty_view() -> None:
 if run_id is None:
     empty_view()
 elif active:
-    live_view(run_id, record)
+    st.fragment(live_view, run_every=state.get(K.LIVE_INTERVAL) or _live.LIVE_INTERVAL_S)(run_id, record)
 else:
     st.fragment(render_run)(run_id)  # a fragment like the live view, so the charts update in place
     rec = run_store.get_run(run_id)
@@ -189,6 +196,7 @@ else:
         st.error(f"The run ended as **{rec.status}**: {rec.error}")
     timings = state.get(K.POLL_MS) or []
     first = state.get(K.FIRST_POINT_S)
-    if timings:
+    if timings and not _present.on():
         st.caption(f"Live view refreshes took a median {_live.median_ms(timings):.0f} ms every "
-                   f"{_live.LIVE_INTERVAL_S:g} s" + (f"; first live point {first:.2f} s after Start" if first else ""))
+                   f"{state.get(K.LIVE_INTERVAL) or _live.LIVE_INTERVAL_S:g} s"
+                   + (f"; first live point {first:.2f} s after Start" if first else ""))

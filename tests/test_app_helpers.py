@@ -111,3 +111,48 @@ def test_comparison_figures_take_a_single_run_without_a_spread():
     assert list(ntg.data[0].marker.color) == [F.NEUTRAL] and ntg.data[0].error_y.visible is False
     several = summarise_by_strategy([_Run("dann", s, target_accuracy=0.5 + s / 10, ntg=0.1 * s) for s in (1, 2, 3)])
     assert F.ntg_figure(several, "ntg").data[0].error_y.visible is True
+
+
+def test_live_refresh_follows_the_run_pace_with_a_band_against_flipping():
+    """Issue 14: a refresh faster than the run logs only costs the CPU that training shares."""
+    def paced(gap, n=6):
+        return [step(10 * (i + 1), task=1.0) | {"elapsed_s": gap * i} for i in range(n)]
+
+    assert _live.refresh_interval([], 0.5) == 0.5                    # nothing to go by yet
+    assert _live.refresh_interval(paced(0.05), 0.5) == 0.5           # a fast run: as fast as allowed
+    assert _live.refresh_interval(paced(1.7), 0.5) == 2.0            # a slow run: polled every 2 s
+    assert _live.refresh_interval(paced(30.0), 0.5) == 5.0           # never slower than 5 s
+    assert _live.refresh_interval(paced(0.6), 0.5) == 0.5            # inside the band: no change
+    assert _live.refresh_interval(paced(0.55), 1.0) == 1.0
+    assert _live.refresh_interval(paced(0.2), 2.0) == 0.5            # faster again (viewers left)
+
+
+def test_live_figures_are_rebuilt_only_when_events_arrive():
+    memo = _live.FigureMemo()
+    events = [{"kind": "started"}, step(10, task=1.0, total=1.0)]
+    first = memo.figures("r1", events)
+    assert memo.figures("r1", list(events)) is first                 # nothing new: the same figures
+    events.append(step(20, task=0.5, total=0.5))
+    again = memo.figures("r1", events)
+    assert again is not first and again[0][1]["data"][0]["y"] == [1.0, 0.5]
+    assert memo.figures("r2", events) is not again                   # another run
+
+
+def test_presentation_mode_enlarges_a_copy_of_a_figure():
+    from types import SimpleNamespace
+
+    import plotly.graph_objects as go
+
+    from pages import _figures as F
+    from pages import _present
+
+    events = [{"kind": "started"}, step(10, task=1.0, total=1.0), evaluation(10)]
+    name, fig = _live.live_figures(events)[1]
+    big = _present.enlarge(fig)
+    assert big["layout"]["font"]["size"] > fig["layout"]["font"]["size"]
+    assert big["data"][0]["line"]["width"] > fig["data"][0]["line"]["width"]
+    assert big["data"][0]["marker"]["size"] > 6 and "size" not in fig["data"][0].get("marker", {})
+    bar = F.strategy_figure([SimpleNamespace(strategy="dann", mean=0.8, std=None, runs=1)], None)
+    bigger_bar = _present.enlarge(bar)  # a Bar has no marker size: none is added
+    assert "size" not in bigger_bar["data"][0].get("marker", {})
+    go.Figure(bigger_bar)  # still a valid figure

@@ -231,6 +231,23 @@ def test_train_start_draws_live_charts_and_a_refresh_reattaches_without_a_new_ru
     assert len(RunStore().list_runs()) == 1
 
 
+def test_presentation_mode_from_a_link_hides_debug_captions_and_toolbar():
+    """Issue 12: ?present=1 (or the sidebar toggle) for a projector."""
+    at = open_page("pages/train.py", {K.EPOCHS: 1000}, query={"present": "1"})
+    assert at.toggle(key=K.PRESENT).value is True
+    assert any("stToolbar" in h.proto.body and "stStatusWidget" in h.proto.body for h in at.get("html"))
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    assert not any("refreshed every" in c.value for c in at.caption)
+    assert at.query_params.get("present") in ("1", ["1"])  # the page's own settings leave it in the link
+
+    at.toggle(key=K.PRESENT).set_value(False).run()  # the teacher's view: timings and toolbar again
+    assert_clean(at)
+    assert any("refreshed every" in c.value for c in at.caption)
+    assert not at.get("html") and "present" not in at.query_params
+    at.button(key=K.STOP).click().run()
+
+
 def test_train_stop_keeps_the_run_as_stopped():
     at = open_page("pages/train.py", {K.EPOCHS: 1000})
     at.button(key=K.START).click().run()
