@@ -1,6 +1,8 @@
 """Background worker: runs outside the caller's thread, stops for real, records status."""
 import time
 
+import pytest
+
 from tlcore import runs as runs_module
 from tlcore.runs import RunStore
 from tlcore.worker import Worker
@@ -57,13 +59,24 @@ def test_events_are_readable_while_the_run_writes():
     assert seqs == sorted(set(seqs)) and seen[-1]["kind"] == "result"
 
 
-def test_a_stopped_or_finished_run_is_not_marked_interrupted():
+@pytest.mark.parametrize("ending", ["stopped", "done"])
+def test_a_stopped_or_finished_run_is_not_marked_interrupted(ending):
     store, worker = RunStore(), Worker()
-    run_id = worker.start_run(fast_config(), store)
-    assert store.mark_interrupted() == 0  # live in this process
-    worker.wait(run_id, 60)
+    epochs = 500 if ending == "stopped" else 2  # a stop must land mid-run, not after the end
+    run_id = worker.start_run(fast_config(epochs=epochs, log_every=1), store)
+    assert _wait_for(lambda: any(e["kind"] == "step" for e in store.events(run_id)))
+    assert store.mark_interrupted() == 0  # live in this process, mid-run
+    if ending == "stopped":
+        assert worker.stop(run_id, wait=5.0)
+    else:
+        assert worker.wait(run_id, 60)
+    rec = store.get_run(run_id)
+    assert rec.status == ending
+    total = next(e["total_steps"] for e in store.events(run_id) if e["kind"] == "step")
+    assert (rec.metrics["steps"] < total) if ending == "stopped" else (rec.metrics["steps"] == total)
+    assert run_id not in runs_module.live_ids  # its worker is gone: only its status keeps it from "interrupted"
     assert store.mark_interrupted() == 0
-    assert store.get_run(run_id).status == "done"
+    assert store.get_run(run_id).status == ending
 
 
 def test_bad_config_raises_before_anything_is_stored():
