@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -141,3 +142,16 @@ def test_run_data_mode_is_recorded_and_a_bad_one_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--source", "moons", "--target", "moons", "--data-mode", "lazy"])
     assert "invalid choice: 'lazy'" in capsys.readouterr().err
+
+
+def test_a_heterogeneous_pair_runs_only_with_a_strategy_that_accepts_it(capsys):
+    pair = ("--source", "blobs:prior=5", "--target", "blobs:prior=5,embed=20")
+    code, _, err = run_cli(capsys, "run", *pair, "--strategy", "dann", "--json", *FAST)
+    assert code == 2 and "20" in err and "accepts heterogeneous pairs" in err and "gromov" in err
+    code, out, err = run_cli(capsys, "run", *pair, "--strategy", "gromov", "--param", "max_points=60",
+                             "--param", "restarts=1", "--json", *FAST)
+    assert code == 0, err
+    result = json.loads(out)
+    assert math.isnan(result["source_accuracy"]) and 0.0 <= result["target_accuracy"] <= 1.0
+    run = RunStore().get_run(result["run_id"])
+    assert any("max_points=60" in line for line in run.metrics["preprocessing"])
