@@ -18,7 +18,7 @@ import streamlit as st
 
 from tlcore.api import baseline_config, load_trained
 from tlcore.config import RunConfig
-from tlcore.data import DomainPair, make_pair, parse_spec
+from tlcore.data import DataRoots, DomainPair, make_pair, parse_spec
 from tlcore.embed import project_pca
 from tlcore.errors import TransferLabError
 from tlcore.inspection import (Cloud, CouplingView, DistanceMatrices, GapReport, RunInspection, coupling_view, grid_bounds,
@@ -31,6 +31,7 @@ from tlcore.strategies import STRATEGIES
 from tlcore.worker import get_worker
 
 from pages import _keys as K
+from pages import _policy
 from pages._state import apply_config, config_from_state, data_dir_key, flash
 from pages._umap_worker import service as umap_service
 
@@ -72,7 +73,9 @@ def attach(run_id: str | None) -> None:
 
 
 def start_run(config: RunConfig, tags: dict | None = None) -> str:
-    """Start ``config`` in the background worker and attach the Train page to it."""
+    """Start ``config`` in the background worker and attach the Train page to it. A run past the
+    server's limits (``pages._policy.admit``) raises TransferLabError and nothing starts."""
+    _policy.admit(config)
     run_id = get_worker().start_run(config, store(), tags=tags)
     attach(run_id)
     st.session_state[K.STARTED_AT] = time.perf_counter()
@@ -188,6 +191,7 @@ def apply_preset(name: str) -> str:
     automatic = baseline.strategy if baseline is not None else None
     for strategy in preset.compare_with:
         if strategy != automatic and strategy != preset.config.strategy:
+            _policy.admit(preset.config.replace(strategy=strategy, params={}))
             get_worker().start_run(preset.config.replace(strategy=strategy, params={}), store(),
                                    tags={"preset": name, "compare_with": run_id})
     return run_id
@@ -256,16 +260,21 @@ def load_pair(source: str, target: str, seed: int, budget: int, data_dir: str | 
 
     ``data_dir`` None means the Data page's setting (:func:`data_dir_setting`); "" the default.
     ``heterogeneous`` accepts domains in different input spaces (the Data page shows them and
-    says which strategies can train on them)."""
-    return _load_pair(source, target, seed, budget, data_dir_key(data_dir), heterogeneous)
+    says which strategies can train on them). Only data below the server's data roots is read
+    (``pages._policy``)."""
+    return _load_pair(source, target, seed, budget, data_dir_key(data_dir), _roots(), heterogeneous)
+
+
+def _roots() -> tuple[str, ...]:
+    return tuple(str(path) for path in _policy.policy().roots.paths)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _load_pair(source: str, target: str, seed: int, budget: int, data_dir: str,
-               heterogeneous: bool = False) -> DomainPair:
+               roots: tuple[str, ...], heterogeneous: bool = False) -> DomainPair:
     # "auto", as a run: a folder too large to hold resident is streamed (images decoded on access)
     return make_pair(source, target, seed=seed, target_labels=budget, data_dir=data_dir or None, data_mode="auto",
-                     heterogeneous=heterogeneous)
+                     heterogeneous=heterogeneous, roots=DataRoots.of(*roots))
 
 
 def gap_sample(gap: GapReport) -> str:
@@ -279,12 +288,12 @@ def gap_sample(gap: GapReport) -> str:
 
 def pair_gap(source: str, target: str, seed: int, data_dir: str | None = None) -> tuple[GapReport, Cloud]:
     """The gap between raw source and target inputs, and a 2-D view of them (PCA for images)."""
-    return _pair_gap(source, target, seed, data_dir_key(data_dir))
+    return _pair_gap(source, target, seed, data_dir_key(data_dir), _roots())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _pair_gap(source: str, target: str, seed: int, data_dir: str) -> tuple[GapReport, Cloud]:
-    pair = _load_pair(source, target, seed, 0, data_dir)
+def _pair_gap(source: str, target: str, seed: int, data_dir: str, roots: tuple[str, ...]) -> tuple[GapReport, Cloud]:
+    pair = _load_pair(source, target, seed, 0, data_dir, roots)
     return input_gap(pair, seed=seed), input_cloud(pair, max_points=500, seed=seed)
 
 

@@ -18,7 +18,13 @@
   that are ignored or cannot be opened as images, and classes missing from some domains.
 * **Upload a zip**: unpacked by ``tlcore.data.archive.extract_image_zip`` into
   ``<data dir>/folders``; an unsafe archive (zip-slip, bomb-like, no images) is refused with
-  the engine's own reason and nothing is written.
+  the engine's own reason and nothing is written. A zip above the server's caps (size, number of
+  files: ``TRANSFER_LAB_MAX_UPLOAD_MB``, ``TRANSFER_LAB_MAX_UPLOAD_FILES``, stated on the tab) is
+  refused before anything is written.
+
+Confinement (``pages._policy``): the folder tab, ``folder:`` datasets and the data directory are
+read only below the server's data roots (the data directory and ``TRANSFER_LAB_DATA_ROOTS``); a
+path outside them, ``..`` climbing out, or a link leaving them is refused with the roots named.
 
 Picked or uploaded folders become choices of the Data page's select boxes as ``folder:NAME``
 or ``folder:NAME/DOMAIN`` (session state :data:`pages._keys.FOLDER_CHOICES`).
@@ -38,6 +44,7 @@ import streamlit as st
 
 from tlcore.data.archive import ExtractedArchive, extract_image_zip
 from tlcore.data.folder import FOLDERS_SUBDIR
+from tlcore.data.roots import DataRoots
 from tlcore.data.sources import FolderPreview, preview_folder, progress_reporter
 from tlcore.data.torchvision_data import SOURCES, FileStatus, planned_downloads, resolve_data_dir
 from tlcore.errors import DownloadStopped, TransferLabError
@@ -45,11 +52,10 @@ from tlcore.paths import default_data_dir
 from tlcore.worker import Job, get_worker
 
 from pages import _keys as K
-from pages import _state
+from pages import _policy, _state
 
 DOWNLOAD_POLL_S = 0.5
 LISTED = 5                   # example file names listed in a message
-MAX_UPLOAD_MB = 1024
 STATE_WORDS = {"ok": "present", "extract": "in an archive that is present (extracted when loaded)",
                "missing": "missing", "corrupt": "corrupt"}
 STATE_ICONS = {"ok": ":green[✔]", "extract": ":blue[⇩]", "missing": ":orange[✗]", "corrupt": ":red[⚠]"}
@@ -59,6 +65,17 @@ STATE_ICONS = {"ok": ":green[✔]", "extract": ":blue[⇩]", "missing": ":orange
 def data_root() -> Path:
     """The data directory in effect: the Data page's setting, else the default."""
     return resolve_data_dir(_state.data_dir_setting() or None)
+
+
+def roots_key() -> tuple[str, ...]:
+    """The server's data roots as text (a cache key)."""
+    return tuple(str(path) for path in _policy.policy().roots.paths)
+
+
+def upload_limit_mb() -> int:
+    """The upload cap in effect: the policy's, unless the server refuses bodies earlier
+    (``server.maxUploadSize``, which ``.streamlit/config.toml`` sets to the policy's default)."""
+    return min(_policy.policy().max_upload_mb, int(st.get_option("server.maxUploadSize")))
 
 
 # --- torchvision files and downloads ---------------------------------------------------------------
@@ -217,8 +234,8 @@ def _downloads_tab(root: Path, dir_error: str | None) -> None:
 
 # --- your own images: a folder on this server ------------------------------------------------------
 @st.cache_data(show_spinner=False, ttl=60, max_entries=8)
-def _cached_preview(text: str, data_dir: str) -> FolderPreview:
-    return preview_folder(text, data_dir or None)
+def _cached_preview(text: str, data_dir: str, roots: tuple[str, ...]) -> FolderPreview:
+    return preview_folder(text, data_dir or None, roots=DataRoots.of(*roots))
 
 
 def add_folder_choices(specs) -> list[str]:
@@ -232,7 +249,7 @@ def add_folder_choices(specs) -> list[str]:
 def _add_previewed() -> None:
     """Add button callback: offer every domain of the previewed folder."""
     try:
-        preview = _cached_preview(st.session_state.get(K.FOLDER_PATH, ""), _state.data_dir_setting())
+        preview = _cached_preview(st.session_state.get(K.FOLDER_PATH, ""), _state.data_dir_setting(), roots_key())
     except TransferLabError as exc:
         st.session_state[K.FOLDER_NOTICE] = ("error", str(exc))
         return
@@ -309,10 +326,12 @@ def _folder_tab(root: Path) -> None:
     if existing:
         st.radio(f"Folders in {under}", existing, index=None, key=K.FOLDER_PICK, horizontal=True,
                  on_change=_pick_folder)
+    allowed = _policy.policy().roots.describe()
     st.text_input("Folder", key=K.FOLDER_PATH, placeholder=f"/path/to/office31, or a name under {under}",
                   help="ROOT/<class>/<image> (one domain), or ROOT/<domain>/<class>/<image> as Office-31, "
                        "Office-Home and PACS ship. A relative name is looked up under the data directory's "
-                       "folders/, where uploaded zips go.")
+                       f"folders/, where uploaded zips go. Only folders below {allowed} can be read.")
+    st.caption(f"This server lets the app read folders below: {allowed}.")
     notice = st.session_state.pop(K.FOLDER_NOTICE, None)
     if notice:
         getattr(st, notice[0])(notice[1])
@@ -322,7 +341,7 @@ def _folder_tab(root: Path) -> None:
                    "(the resize shift under More shifts) for smaller, faster images.")
         return
     try:
-        preview = _cached_preview(str(text), _state.data_dir_setting())
+        preview = _cached_preview(str(text), _state.data_dir_setting(), roots_key())
     except TransferLabError as exc:
         st.warning(f"**This folder cannot be used.** {exc}")
         return
@@ -341,9 +360,17 @@ class ZipImport:
 
 def import_zip(source: str | os.PathLike | BinaryIO, filename: str, data_dir: str | None = None) -> ZipImport:
     """Unpack an uploaded zip into ``<data dir>/folders/<its name>`` (``-2``, ``-3``… when taken)
-    with the engine's safe extractor; an archive it refuses comes back with its reason."""
+    with the engine's safe extractor; an archive it refuses comes back with its reason. The server's
+    caps are checked first: a zip above them (its size, then its number of entries) and a data
+    directory outside the data roots are refused before anything is written."""
+    policy = _policy.policy()
     try:
-        archive = extract_image_zip(source, name=Path(filename).stem or "upload", data_dir=data_dir or None)
+        size = getattr(source, "size", None)
+        if isinstance(size, int):  # Streamlit's UploadedFile: refuse it before anything else
+            policy.check_upload(size, f"`{filename}`")
+        policy.roots.check(resolve_data_dir(data_dir or None), "the data directory")
+        archive = extract_image_zip(source, name=Path(filename).stem or "upload", data_dir=data_dir or None,
+                                    limits=policy.archive_limits())
     except TransferLabError as exc:
         return ZipImport(filename, error=str(exc))
     return ZipImport(filename, archive=archive)
@@ -381,12 +408,16 @@ def _on_upload() -> None:
 
 
 def _upload_tab(root: Path) -> None:
+    limit_mb, files = upload_limit_mb(), _policy.policy().max_upload_files
     st.file_uploader("A zip of images: <class>/<image>, or <domain>/<class>/<image>", type=["zip"], key=K.UPLOAD,
-                     on_change=_on_upload, max_upload_size=MAX_UPLOAD_MB,
-                     help=f"Unpacked into {root / FOLDERS_SUBDIR}. Refused whole, with nothing written: paths that "
-                          "climb out of the folder (zip-slip), archives that unpack far larger than they are (zip "
-                          "bombs) or above 4 GiB, and archives without images. Files that are not images are "
-                          "skipped. For larger datasets, unpack them on the server and use the folder tab.")
+                     on_change=_on_upload, max_upload_size=limit_mb,
+                     help=f"Unpacked into {root / FOLDERS_SUBDIR}. Refused whole, with nothing written: zips above "
+                          f"{limit_mb} MiB or {files} files, paths that climb out of the folder (zip-slip), archives "
+                          "that unpack far larger than they are (zip bombs) or above 4 GiB, and archives without "
+                          "images. Files that are not images are skipped. For larger datasets, unpack them on the "
+                          "server below a data folder and use the folder tab.")
+    st.caption(f"Limits on this server: a zip of at most {limit_mb} MiB and {files} files "
+               "(TRANSFER_LAB_MAX_UPLOAD_MB, TRANSFER_LAB_MAX_UPLOAD_FILES).")
     result = st.session_state.get(K.UPLOAD_RESULT)
     if result is None:
         return
@@ -416,7 +447,11 @@ def render_data_sources() -> bool:
     state = st.session_state
     root = data_root()
     dir_error = None
-    if root.exists() and not root.is_dir():
+    if not _policy.policy().roots.contains(root):
+        dir_error = (f"The data directory {root} is outside the data folders this server lets the app read "
+                     f"({_policy.policy().roots.describe()}): type a directory below one of them, or leave the "
+                     "box empty for the default.")
+    elif root.exists() and not root.is_dir():
         dir_error = f"The data directory {root} is a file, not a directory: type another path."
     chosen = _chosen_downloadables()
     missing, problems = [], []

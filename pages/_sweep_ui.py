@@ -34,7 +34,7 @@ from tlcore.sweeps import (ALL_LABELS, BudgetResult, ComparisonResult, GapRow, S
                            shift_gaps, spec_from_dict, sweep_from_dict, sweep_from_json, sweep_to_dict, sweep_work)
 from tlcore.worker import Job, get_worker
 
-from pages import _figures, _runs, _state
+from pages import _figures, _policy, _runs, _state
 
 SWEEP_INTERVAL_S = 1.0      # how often a running sweep's curves are redrawn
 SHADE = "rgba(214, 39, 40, 0.18)"
@@ -101,7 +101,9 @@ def start_sweep(spec: SweepSpec, before_only: bool = False) -> str:
     transfer runs. Raises TransferLabError when the settings do not make a sweep."""
     run_store = _runs.store()
     job_id = f"sweep-{uuid.uuid4().hex[:10]}"
+    _policy.admit_sweep(spec)  # before planning, which may read the data
     plan = spec.plan()
+    _policy.admit_plan(plan)
 
     def keep(result: SweepResult) -> None:
         _JOBS.set_result(job_id, result)

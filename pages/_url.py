@@ -72,8 +72,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from pages import _keys as K
-from pages import _state
+from pages import _policy, _state
 from tlcore.config import RunConfig, form_fields
+from tlcore.data.folder import resolve_folder
+from tlcore.errors import ConfinementError, TransferLabError
 from tlcore.models import MODELS
 from tlcore.runs import LISTED_STATUSES
 from tlcore.strategies import STRATEGIES
@@ -193,11 +195,22 @@ def url_name(key: str) -> str:
 
 def _dataset_reason(choice: str) -> str | None:
     """Why ``choice`` cannot be a dataset of the Data page's select boxes (None when it can): one of
-    the offered datasets, or a dataset with an argument such as ``folder:pets``."""
+    the offered datasets, or a dataset with an argument such as ``folder:pets`` whose folder lies below
+    the server's data roots (a link must not read what the app may not; ``pages._policy``)."""
     choices = _state.dataset_choices()
-    if choice in choices or _state.split_choice(choice)[1] is not None:
+    if choice in choices:
         return None
-    return f"unknown dataset; choose one of {', '.join(choices)}"
+    name, argument = _state.split_choice(choice)
+    if argument is None:
+        return f"unknown dataset; choose one of {', '.join(choices)}"
+    if name == "folder":
+        try:
+            resolve_folder(argument, _state.data_dir_setting() or None, _policy.policy().roots)
+        except ConfinementError as exc:
+            return str(exc)
+        except TransferLabError:
+            return None  # e.g. no such folder (yet): the Data page explains it when it loads the pair
+    return None
 
 
 def _run_field(name: str) -> Field:

@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 from pages import _keys as K
-from pages import _export, _figures, _live, _ntg_view, _runs, _shell
+from pages import _export, _figures, _live, _ntg_view, _policy, _runs, _shell
 from pages import _url
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
@@ -35,6 +35,11 @@ _url.sync([_url.Field(K.INSPECT_RUN, codec=_url.STR, default=_url.NO_DEFAULT,
 st.selectbox("Run", list(by_id), key=K.INSPECT_RUN, format_func=lambda i: _runs.run_label(by_id[i]))
 rec = by_id[state[K.INSPECT_RUN]]
 config = RunConfig.from_dict(rec.config)
+try:  # a run started from the command line may have read data the app may not (pages._policy)
+    _policy.policy().check_specs((config.source, config.target), config.data_dir)
+except TransferLabError as exc:
+    st.error(f"This run's data cannot be read from the app on this server: {exc}")
+    st.stop()
 _ntg_view.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
 
 # --- relations (gromov's coupling, rkd's distance matrices) -------------------------------------------
@@ -95,6 +100,7 @@ else:
             running = queued[0] if queued else None
         if running is None:
             try:
+                _policy.admit(source_only_config(config))
                 base_id = get_worker().start_run(source_only_config(config), run_store, with_baseline=False,
                                                  tags={"inspect_baseline_of": rec.id})
                 running = run_store.get_run(base_id)

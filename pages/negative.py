@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages import _keys as K
 from pages import _sweep_ui as sw
-from pages import _export, _runs, _shell, _state
+from pages import _export, _policy, _runs, _shell, _state
 from pages import _url
 from tlcore.errors import TransferLabError
 from tlcore.ntg import NEGATIVE_TRANSFER
@@ -104,6 +104,7 @@ def common_settings(exp: str) -> None:
                    key=K.nt(exp, "seeds"),
                    help="Seeds start at the sidebar's seed. More seeds: error bars and an honest 'within noise'.")
     b.number_input("Epochs per run", min_value=1, max_value=500, step=1, key=K.nt(exp, "epochs"))
+    st.caption(_policy.limits_caption())
 
 
 def base_config(exp: str) -> RunConfig:

@@ -4,7 +4,7 @@ import time
 import streamlit as st
 
 from pages import _keys as K
-from pages import _export, _live, _ntg_view, _present, _runs, _shell, _state
+from pages import _export, _live, _ntg_view, _policy, _present, _runs, _shell, _state
 from pages import _url
 from tlcore.config import RunConfig, form_fields
 from tlcore.errors import RunNotFoundError
@@ -97,6 +97,7 @@ summary_col.caption(f"{strategy} · {state[K.MODEL]} · {state[K.EPOCHS]} epochs
                     f"{state[K.BUDGET]} target labels/class")
 if state.get(K.TRAIN_ERROR):
     st.error(state[K.TRAIN_ERROR])
+st.caption(_policy.limits_caption())
 
 st.divider()
 

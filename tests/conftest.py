@@ -80,6 +80,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
-    """Every test gets its own Transfer Lab home, so no test touches a user's runs."""
+    """Every test gets its own Transfer Lab home, so no test touches a user's runs. The app may read
+    data anywhere in the test's folder (its data roots: tlcore.data.roots); confinement tests narrow them."""
     monkeypatch.setenv("TRANSFER_LAB_HOME", str(tmp_path / "tlhome"))
+    monkeypatch.setenv("TRANSFER_LAB_DATA_ROOTS", str(tmp_path))
     yield

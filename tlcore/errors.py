@@ -106,6 +106,18 @@ class ArchiveError(TransferLabError, ValueError):
     """An uploaded archive that is unsafe (zip-slip paths, bomb-like sizes) or holds no usable images."""
 
 
+class ConfinementError(TransferLabError, PermissionError):
+    """A path outside the data roots that a confined caller (the app on a shared server) may read.
+
+    The message names the path as it resolved (symlinks and ``..`` followed) and the roots that are allowed."""
+
+
+class LimitError(TransferLabError, ValueError):
+    """A request above a limit the server sets for the app (upload size, epochs, examples per domain).
+
+    The message names the value, the limit and the environment variable that sets it."""
+
+
 class RunNotFoundError(TransferLabError, KeyError):
     """No stored run has this id."""
 

@@ -6,11 +6,14 @@
 """
 from .domain import Domain, DomainPair, Kind, as_float
 from .lazy import LazyImages, is_lazy
+from .roots import DataRoots
 from .registry import (
     DATASETS,
     DatasetInfo,
+    check_spec_access,
     describe_datasets,
     describe_shifts,
+    domain_size,
     load_domain,
     make_pair,
     split_label_budget,
@@ -21,7 +24,10 @@ from .spec import DatasetSpec, parse_spec
 __all__ = [
     "DATASETS",
     "SHIFTS",
+    "DataRoots",
     "DatasetInfo",
+    "check_spec_access",
+    "domain_size",
     "DatasetSpec",
     "Domain",
     "DomainPair",

@@ -4,6 +4,8 @@
 the archive's directory first and refuses the whole archive (nothing is
 written) when:
 
+* the zip itself is larger than ``max_archive_bytes`` (checked first, from the
+  file's size, before the archive is even opened);
 * an entry's path is absolute (``/etc/x``, ``C:\\x``) or climbs out with
   ``..`` (zip-slip), or holds a NUL byte;
 * it has more than ``max_files`` entries, declares more than
@@ -42,12 +44,13 @@ LISTED = 5
 
 @dataclass(frozen=True)
 class ArchiveLimits:
-    """Refusal thresholds for :func:`extract_image_zip`."""
+    """Refusal thresholds for :func:`extract_image_zip` (``max_archive_bytes`` None: any size of zip)."""
 
     max_total_bytes: int = 4 * 1024 * MIB
     max_file_bytes: int = 64 * MIB
     max_files: int = 200_000
     max_ratio: float = 100.0
+    max_archive_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,36 @@ def _unique_dir(parent: Path, name: str) -> tuple[Path, str]:
     return parent / candidate, candidate
 
 
+def source_size(source: str | os.PathLike | BinaryIO) -> int | None:
+    """The size in bytes of a zip given as a path or a seekable file object (None when unknown).
+
+    A file object's own ``size`` (Streamlit's ``UploadedFile``) is used when it has
+    one; otherwise it is measured by seeking to its end and back."""
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return os.stat(source).st_size
+        except OSError:
+            return None
+    size = getattr(source, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        position = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(position)
+        return end
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_archive_size(source: str | os.PathLike | BinaryIO, limits: ArchiveLimits) -> None:
+    """:class:`ArchiveError` when the zip is larger than ``limits.max_archive_bytes`` (before it is opened)."""
+    size = source_size(source)
+    if limits.max_archive_bytes is not None and size is not None and size > limits.max_archive_bytes:
+        raise ArchiveError(f"the zip is {size / MIB:.1f} MiB, above the upload limit of "
+                           f"{limits.max_archive_bytes / MIB:.0f} MiB; nothing was written")
+
+
 def check_archive(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     """Validate every entry (paths and sizes) and return the image entries to extract."""
     infos = archive.infolist()
@@ -162,6 +195,7 @@ def extract_image_zip(source: str | os.PathLike | BinaryIO, name: str | None = N
         name = Path(str(source_name)).stem if source_name else "upload"
     name = _safe_name(name)
     parent = folders_dir(data_dir)
+    check_archive_size(source, limits)
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:

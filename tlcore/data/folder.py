@@ -18,6 +18,15 @@ Where PATH points: an absolute path, or one starting with ``~``, ``./`` or
 (:func:`tlcore.data.archive.extract_image_zip`), so ``folder:office31/amazon``
 is portable between machines.
 
+Confinement
+-----------
+The functions that read a folder take ``roots`` (a
+:class:`~tlcore.data.roots.DataRoots`; ``None``, the default, reads anything).
+With roots, the folder a spec names must resolve below one of them, and a class
+or domain folder or an image file inside it that is a symbolic link leaving the
+roots is refused (:class:`~tlcore.errors.ConfinementError`) before anything
+below it is listed or read. The app passes its roots; the CLI passes none.
+
 Loading
 -------
 Every image is converted to RGB, resized so its shorter side is ``S`` pixels
@@ -55,10 +64,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DatasetUnavailableError, SpecError
+from ..errors import ConfinementError, DatasetUnavailableError, SpecError
 from .builtin import stratified_split
 from .domain import Domain
 from .lazy import LazyImages
+from .roots import DataRoots
 from .limits import STREAM_ADVICE, check_data_mode, check_resident_size, exceeds_limit, format_bytes, image_bytes, \
     max_resident_bytes
 from .shifts import derive_generator, format_value
@@ -91,14 +101,20 @@ def folders_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return resolve_data_dir(data_dir) / FOLDERS_SUBDIR
 
 
-def resolve_folder(argument: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The directory a ``folder:`` argument names (see the module docstring)."""
+def resolve_folder(argument: str, data_dir: str | os.PathLike | None = None,
+                   roots: DataRoots | None = None) -> Path:
+    """The directory a ``folder:`` argument names (see the module docstring).
+
+    With ``roots``, a path that resolves outside them is refused with
+    :class:`~tlcore.errors.ConfinementError` (whether it exists or not)."""
     text = (argument or "").strip()
     if not text:
         raise SpecError("folder needs a path, written folder:PATH")
     on_machine = text.startswith("~") or os.path.isabs(text) or text in (".", "..") \
         or text.startswith(("./", "../", ".\\", "..\\"))
     path = Path(text).expanduser() if on_machine else folders_dir(data_dir) / text
+    if roots is not None:
+        roots.check(path, f"folder:{text}")
     if not path.is_dir():
         where = "" if on_machine else \
             f" (relative paths are looked up under {folders_dir(data_dir)}; start with ./ for the current directory)"
@@ -106,12 +122,23 @@ def resolve_folder(argument: str, data_dir: str | os.PathLike | None = None) -> 
     return path.resolve()
 
 
-def _subdirs(path: Path) -> list[Path]:
+def _check_link(path: Path, roots: DataRoots | None) -> None:
+    """Refuse ``path`` when it is a symbolic link that leaves ``roots`` (nothing to check without roots)."""
+    if roots is not None and path.is_symlink() and not roots.contains(path):
+        raise ConfinementError(f"{path} is a link to {os.path.realpath(path)}, outside the data folders this server "
+                               f"lets the app read ({roots.describe()}); remove the link or copy the files below "
+                               "a data folder")
+
+
+def _subdirs(path: Path, roots: DataRoots | None = None) -> list[Path]:
     try:
-        return sorted((entry for entry in path.iterdir() if entry.is_dir() and not _ignored(entry.name)),
-                      key=lambda entry: entry.name)
+        children = sorted((entry for entry in path.iterdir() if entry.is_dir() and not _ignored(entry.name)),
+                          key=lambda entry: entry.name)
     except OSError as exc:
         raise DatasetUnavailableError(f"cannot list {path}: {exc}") from None
+    for child in children:
+        _check_link(child, roots)
+    return children
 
 
 def _has_direct_images(path: Path) -> bool:
@@ -122,19 +149,20 @@ def _has_direct_images(path: Path) -> bool:
         return False
 
 
-def _unwrap(path: Path) -> Path:
+def _unwrap(path: Path, roots: DataRoots | None = None) -> Path:
     """Step through wrapper folders: no images here, one sub-folder, which has no images of its own."""
     for _ in range(8):
-        children = _subdirs(path)
+        children = _subdirs(path, roots)
         if _has_direct_images(path) or len(children) != 1 or _has_direct_images(children[0]):
             return path
         path = children[0]
     return path
 
 
-def _images_under(path: Path) -> tuple[list[Path], int]:
+def _images_under(path: Path, roots: DataRoots | None = None) -> tuple[list[Path], int]:
     """Image files anywhere under ``path`` (sorted; hidden entries and symlinked folders skipped),
-    and the number of other files seen."""
+    and the number of other files seen. With ``roots``, an image file that is a link leaving them is
+    refused (``path`` itself was checked by the caller; the walk does not enter linked folders)."""
     images, others = [], 0
     for directory, dirnames, filenames in os.walk(path, followlinks=False):
         dirnames[:] = sorted(name for name in dirnames if not _ignored(name))
@@ -143,6 +171,7 @@ def _images_under(path: Path) -> tuple[list[Path], int]:
                 continue
             if is_image_name(name):
                 images.append(Path(directory) / name)
+                _check_link(images[-1], roots)
             else:
                 others += 1
     return images, others
@@ -168,19 +197,23 @@ class FolderInfo:
     other_files: int = 0
 
 
-def inspect_folder(path: str | os.PathLike) -> FolderInfo:
+def inspect_folder(path: str | os.PathLike, roots: DataRoots | None = None) -> FolderInfo:
     """Classify ``path`` as one domain or a root of several (see the module docstring).
 
     Raises :class:`~tlcore.errors.SpecError` when it holds no class folders
-    with images (e.g. images with no class sub-folders, or an empty folder).
+    with images (e.g. images with no class sub-folders, or an empty folder), and
+    with ``roots`` :class:`~tlcore.errors.ConfinementError` for a link inside
+    it that leaves them.
     """
     path = Path(path)
-    root = _unwrap(path)
-    children = _subdirs(root)
+    if roots is not None:
+        roots.check(path)
+    root = _unwrap(path, roots)
+    children = _subdirs(root, roots)
     if any(_has_direct_images(child) for child in children):
         classes, counts, others = [], [], 0
         for child in children:
-            images, other = _images_under(child)
+            images, other = _images_under(child, roots)
             others += other
             if images:
                 classes.append(child.name)
@@ -188,8 +221,8 @@ def inspect_folder(path: str | os.PathLike) -> FolderInfo:
         return FolderInfo(path, root, "domain", tuple(classes), tuple(counts), other_files=others)
     domains = []
     for child in children:
-        inner = _unwrap(child)
-        if any(_has_direct_images(grandchild) for grandchild in _subdirs(inner)):
+        inner = _unwrap(child, roots)
+        if any(_has_direct_images(grandchild) for grandchild in _subdirs(inner, roots)):
             domains.append(child)
     if domains:
         return FolderInfo(path, root, "domains", domains=tuple(d.name for d in domains),
@@ -212,9 +245,10 @@ class FolderLayout:
     other_files: int
 
 
-def scan_domain(path: Path, argument: str = "") -> FolderLayout:
-    """The image files and labels of one domain folder; a root of several domains is refused."""
-    info = inspect_folder(path)
+def scan_domain(path: Path, argument: str = "", roots: DataRoots | None = None) -> FolderLayout:
+    """The image files and labels of one domain folder; a root of several domains is refused
+    (and with ``roots``, a link leaving them)."""
+    info = inspect_folder(path, roots)
     if info.kind == "domains":
         written = argument.rstrip("/\\") or str(path)
         choices = ", ".join(f"folder:{written}/{name}" for name in info.domains)
@@ -222,7 +256,7 @@ def scan_domain(path: Path, argument: str = "") -> FolderLayout:
                         f"its own class folders; a spec names one domain: {choices}")
     files, labels, others = [], [], 0
     for label, name in enumerate(info.classes):
-        images, other = _images_under(info.root / name)
+        images, other = _images_under(info.root / name, roots)
         files += images
         labels += [label] * len(images)
         others += other
@@ -340,21 +374,22 @@ def _check_headers(files: list[Path]) -> list[int]:
 
 def load_folder(seed: int, part: int | None = None, data_dir: str | os.PathLike | None = None,
                 argument: str | None = None, resize: float | None = None, limit: float | None = None,
-                data_mode: str = "resident") -> Domain:
+                data_mode: str = "resident", roots: DataRoots | None = None) -> Domain:
     """Load one image-folder domain (registry loader of ``folder:PATH``; see the module docstring).
 
     ``resize`` and ``limit`` are the values of a leading ``resize=`` /
     ``limit=`` in the spec, applied while reading. ``data_mode`` (``"resident"``,
     ``"auto"`` or ``"stream"``) says whether the images are decoded into memory
-    now or streamed from disk when read.
+    now or streamed from disk when read. ``roots`` confines what may be read
+    (see the module docstring).
     """
     check_data_mode(data_mode)
     if part not in (None, 0, 1):
         raise SpecError(f"part must be None, 0 or 1, got {part!r}")
     size = _whole("resize", resize) or FOLDER_DEFAULT_SIZE
     per_class = _whole("limit", limit)
-    path = resolve_folder(argument or "", data_dir)
-    layout = scan_domain(path, argument or "")
+    path = resolve_folder(argument or "", data_dir, roots)
+    layout = scan_domain(path, argument or "", roots)
     labels = layout.labels
     train_index, test_index = stratified_split(labels, 1.0 - FOLDER_TEST_FRACTION,
                                                torch.Generator().manual_seed(FOLDER_SPLIT_SEED))

@@ -18,9 +18,11 @@ import torch.nn.functional as F
 
 from ..errors import BudgetError, ClassMismatchError, RepresentationMismatchError, with_article
 from . import builtin, folder, torchvision_data
+from .builtin import stratified_split
 from .domain import Domain, DomainPair, as_float
 from .lazy import LazyImages, is_lazy
 from .limits import check_data_mode, check_resident_size, exceeds_limit
+from .roots import DataRoots
 from .shifts import SHIFTS, apply_shifts, derive_generator
 from .spec import DatasetSpec, parse_spec
 
@@ -58,16 +60,31 @@ class DatasetInfo:
     streams: bool = False
 
     def load(self, seed: int, part: int | None = None, data_dir: str | os.PathLike | None = None,
-             argument: str | None = None, data_mode: str = "resident", **load_options: float) -> Domain:
-        """Call the loader with the options this dataset understands."""
+             argument: str | None = None, data_mode: str = "resident", roots: DataRoots | None = None,
+             **load_options: float) -> Domain:
+        """Call the loader with the options this dataset understands (see :func:`check_access` for ``roots``)."""
+        self.check_access(argument, data_dir, roots)
         options: dict = dict(load_options)
         if not self.builtin:
             options["data_dir"] = data_dir
         if self.takes_argument:
             options["argument"] = argument
+            options["roots"] = roots
         if self.streams:
             options["data_mode"] = data_mode
         return self.loader(seed, part, **options)
+
+    def check_access(self, argument: str | None, data_dir: str | os.PathLike | None,
+                     roots: DataRoots | None) -> None:
+        """With ``roots``, refuse (:class:`~tlcore.errors.ConfinementError`) what this dataset would read
+        outside them: a ``folder:`` argument's folder, and for a downloadable dataset its data directory
+        (where it is read from and downloaded into). Built-in datasets read no file."""
+        if roots is None or self.builtin:
+            return
+        if self.takes_argument:
+            folder.resolve_folder(argument or "", data_dir, roots)
+        else:
+            roots.check(torchvision_data.resolve_data_dir(data_dir), f"the data directory of {self.name}")
 
     def split_load_options(self, shifts: tuple) -> tuple[dict[str, float], tuple]:
         """The leading shifts this loader applies while reading (each name once), and the rest."""
@@ -114,7 +131,7 @@ def _as_spec(spec: str | DatasetSpec) -> DatasetSpec:
 
 
 def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathLike | None = None,
-                part: int | None = None, data_mode: str = "resident") -> Domain:
+                part: int | None = None, data_mode: str = "resident", roots: DataRoots | None = None) -> Domain:
     """Load the domain that ``spec`` names.
 
     Parameters
@@ -127,6 +144,9 @@ def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathL
         (stream it from disk instead) or ``"stream"`` (always stream datasets that
         can: ``folder:``); see :mod:`tlcore.data.limits`. Shifts that need the
         whole split in memory refuse a streamed domain with a message naming the fix.
+    roots: confine what may be read (:mod:`tlcore.data.roots`; the app passes its
+        roots, the CLI none): a folder or data directory outside them raises
+        :class:`~tlcore.errors.ConfinementError`.
 
     Returns a new :class:`Domain` whose ``name`` is the canonical spec string.
     Raises :class:`~tlcore.errors.UnknownNameError` or
@@ -136,7 +156,8 @@ def load_domain(spec: str | DatasetSpec, seed: int = 0, data_dir: str | os.PathL
     parsed = _as_spec(spec)
     info = DATASETS[parsed.dataset]
     early, shifts = info.split_load_options(parsed.shifts)
-    base = info.load(seed, part, data_dir=data_dir, argument=parsed.argument, data_mode=data_mode, **early)
+    base = info.load(seed, part, data_dir=data_dir, argument=parsed.argument, data_mode=data_mode, roots=roots,
+                     **early)
     return apply_shifts(base, shifts, seed).with_steps(name=str(parsed))
 
 
@@ -287,7 +308,7 @@ def split_label_budget(y: torch.Tensor, class_names: tuple[str, ...], per_class:
 
 def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 0, target_labels: int = 0,
               data_dir: str | os.PathLike | None = None, data_mode: str = "resident",
-              heterogeneous: bool = False) -> DomainPair:
+              heterogeneous: bool = False, roots: DataRoots | None = None) -> DomainPair:
     """Load a source and a target domain in one shared representation, with a target label budget.
 
     Parameters
@@ -302,6 +323,7 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
         vectors of different dimensions), for strategies that declare
         ``heterogeneous = True`` (:class:`tlcore.strategies.base.Strategy`); the pair's
         ``harmonisation`` then says so and :attr:`DomainPair.heterogeneous` is true.
+    roots: confine what may be read, as in :func:`load_domain`.
 
     When both specs share their base dataset, the source is loaded from
     training half 0 and the target from half 1, so they share no training
@@ -322,8 +344,10 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
     source_spec, target_spec = _as_spec(source), _as_spec(target)
     same_base = (source_spec.dataset, source_spec.argument) == (target_spec.dataset, target_spec.argument)
     source_part, target_part = (0, 1) if same_base else (None, None)
-    source_domain = load_domain(source_spec, seed, data_dir=data_dir, part=source_part, data_mode=data_mode)
-    target_domain = load_domain(target_spec, seed, data_dir=data_dir, part=target_part, data_mode=data_mode)
+    source_domain = load_domain(source_spec, seed, data_dir=data_dir, part=source_part, data_mode=data_mode,
+                                roots=roots)
+    target_domain = load_domain(target_spec, seed, data_dir=data_dir, part=target_part, data_mode=data_mode,
+                                roots=roots)
 
     harmonisation = []
     if same_base:
@@ -345,6 +369,56 @@ def make_pair(source: str | DatasetSpec, target: str | DatasetSpec, seed: int = 
         source=source_domain, target=target_domain, target_labels_per_class=target_labels,
         target_labelled=labelled, target_unlabelled=unlabelled, harmonisation=tuple(harmonisation),
     )
+
+
+# --------------------------------------------------------------------------- checks before a run
+def check_spec_access(spec: str | DatasetSpec, data_dir: str | os.PathLike | None = None,
+                      roots: DataRoots | None = None) -> None:
+    """Refuse, before a run starts, a spec that would read outside ``roots``.
+
+    A ``folder:`` spec's folder is scanned (file names only, nothing decoded), so
+    a class folder or an image file inside it that is a link leaving the roots
+    is refused too; a downloadable dataset's data directory must lie below the
+    roots. Raises :class:`~tlcore.errors.ConfinementError` (and the scanner's
+    errors for a folder that cannot be read). Nothing to check without roots.
+    """
+    if roots is None:
+        return
+    parsed = _as_spec(spec)
+    info = DATASETS[parsed.dataset]
+    info.check_access(parsed.argument, data_dir, roots)
+    if info.takes_argument:
+        folder.scan_domain(folder.resolve_folder(parsed.argument or "", data_dir, roots), parsed.argument or "",
+                           roots)
+
+
+def domain_size(spec: str | DatasetSpec, data_dir: str | os.PathLike | None = None,
+                roots: DataRoots | None = None) -> int:
+    """How many examples (train and test together) the domain ``spec`` holds at most, without decoding images.
+
+    A ``folder:`` spec counts its image files; other datasets are loaded (built-in
+    ones are generated; a torchvision dataset is read from the data directory,
+    and downloaded when its files are missing: check
+    :func:`tlcore.data.torchvision_data.dataset_status` first where that must not happen). A ``limit=N`` anywhere in the spec keeps
+    at most N per class of each split; other shifts never add examples, so the
+    count is an upper bound of what a run trains and tests on.
+    """
+    parsed = _as_spec(spec)
+    info = DATASETS[parsed.dataset]
+    if info.takes_argument:
+        layout = folder.scan_domain(folder.resolve_folder(parsed.argument or "", data_dir, roots),
+                                    parsed.argument or "", roots)
+        train, test = stratified_split(layout.labels, 1.0 - folder.FOLDER_TEST_FRACTION,
+                                       torch.Generator().manual_seed(folder.FOLDER_SPLIT_SEED))
+        splits = (layout.labels[train], layout.labels[test])
+    else:
+        base = info.load(0, None, data_dir=data_dir, argument=parsed.argument, data_mode="stream", roots=roots)
+        splits = (base.y_train, base.y_test)
+    limits = [value for name, value in parsed.shifts if name == "limit" and value is not None]
+    if not limits:
+        return sum(len(y) for y in splits)
+    per_class = int(min(limits))
+    return sum(int(torch.bincount(y).clamp(max=per_class).sum()) for y in splits if len(y))
 
 
 # --------------------------------------------------------------------------- listings

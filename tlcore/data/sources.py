@@ -19,6 +19,7 @@ from typing import Callable
 from ..download import DownloadProgress
 from ..errors import DownloadStopped, SpecError
 from .folder import FOLDERS_SUBDIR, inspect_folder, resolve_folder, scan_domain
+from .roots import DataRoots
 from .torchvision_data import resolve_data_dir
 
 HEADER_CHECK_LIMIT = 5000    # image files whose header a preview opens (per domain)
@@ -122,8 +123,9 @@ def _unreadable(files: tuple[Path, ...], root: Path, limit: int) -> tuple[tuple[
     return tuple(bad), min(len(files), limit)
 
 
-def _domain_preview(name: str, spec: str, path: Path, argument: str) -> DomainPreview:
-    layout = scan_domain(path, argument)
+def _domain_preview(name: str, spec: str, path: Path, argument: str,
+                    roots: DataRoots | None = None) -> DomainPreview:
+    layout = scan_domain(path, argument, roots)
     counts = [0] * len(layout.classes)
     for label in layout.labels.tolist():
         counts[label] += 1
@@ -131,20 +133,23 @@ def _domain_preview(name: str, spec: str, path: Path, argument: str) -> DomainPr
     return DomainPreview(name, spec, path, layout.classes, tuple(counts), layout.other_files, unreadable, checked)
 
 
-def preview_folder(text: str, data_dir: str | os.PathLike | None = None) -> FolderPreview:
+def preview_folder(text: str, data_dir: str | os.PathLike | None = None,
+                   roots: DataRoots | None = None) -> FolderPreview:
     """Inspect the folder the user named (see :mod:`tlcore.data.folder` for where a name points).
 
     Raises :class:`~tlcore.errors.TransferLabError` (not a directory, no class
-    folders, a ':' in the path) with the engine's message.
+    folders, a ':' in the path) with the engine's message; with ``roots`` (the
+    app's), :class:`~tlcore.errors.ConfinementError` for a folder outside them
+    or a link inside it that leaves them, before anything there is listed.
     """
     argument = folder_argument(text, data_dir)
-    path = resolve_folder(argument, data_dir)
-    info = inspect_folder(path)
+    path = resolve_folder(argument, data_dir, roots)
+    info = inspect_folder(path, roots)
     if info.kind == "domain":
-        domains = (_domain_preview(path.name, f"folder:{argument}", path, argument),)
+        domains = (_domain_preview(path.name, f"folder:{argument}", path, argument, roots),)
     else:
         domains = tuple(
             _domain_preview(name, f"folder:{argument}/{domain_path.relative_to(path).as_posix()}", domain_path,
-                            argument)
+                            argument, roots)
             for name, domain_path in zip(info.domains, info.domain_paths))
     return FolderPreview(argument, path, info.kind, domains)
