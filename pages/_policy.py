@@ -31,7 +31,9 @@ def admit(config: RunConfig) -> None:
 
 def admit_sweep(spec) -> None:
     """Refuse a sweep whose data lies outside the roots, before planning reads any of it."""
-    if hasattr(spec, "arms"):  # a comparison: each arm is a complete configuration
+    from tlcore.sweeps import ComparisonSweep
+
+    if isinstance(spec, ComparisonSweep):  # each arm is a complete configuration
         for _, config in spec.arms:
             policy().check_specs((config.source, config.target), config.data_dir)
         return

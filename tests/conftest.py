@@ -81,7 +81,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
     """Every test gets its own Transfer Lab home, so no test touches a user's runs. The app may read
-    data anywhere in the test's folder (its data roots: tlcore.data.roots); confinement tests narrow them."""
+    data anywhere in the test's folder (its data roots: tlcore.data.roots) and start runs of any length;
+    the confinement and limit tests narrow these (tests/test_app_confinement.py)."""
     monkeypatch.setenv("TRANSFER_LAB_HOME", str(tmp_path / "tlhome"))
     monkeypatch.setenv("TRANSFER_LAB_DATA_ROOTS", str(tmp_path))
+    monkeypatch.setenv("TRANSFER_LAB_MAX_EPOCHS", "1000")  # RunConfig's own bound: tests stop long runs
     yield

@@ -116,3 +116,23 @@ def test_runs_past_the_limits_are_refused_with_a_message(site, monkeypatch):
     assert_clean(at)
     assert "digits holds 1797 examples" in texts(at.error) and "limit=N" in texts(at.error)
     assert RunStore().list_runs() == []
+
+
+def test_a_sweep_on_data_outside_the_roots_is_refused_before_it_is_planned(site, monkeypatch):
+    """Planning a sweep may read its data (a budget of "all"), so the roots are checked first."""
+    from pages import _policy
+    from tlcore.config import RunConfig
+    from tlcore.errors import ConfinementError, LimitError
+    from tlcore.sweeps import BudgetSweep, ComparisonSweep
+
+    _, inside, outside = site
+    with pytest.raises(ConfinementError):
+        _policy.admit_sweep(BudgetSweep(source=f"folder:{inside}", target=f"folder:{outside}", budgets=("all",)))
+    with pytest.raises(ConfinementError):
+        _policy.admit_sweep(ComparisonSweep(arms=(("a", RunConfig(source=f"folder:{outside}")),)))
+    monkeypatch.setenv("TRANSFER_LAB_MAX_EPOCHS", "3")
+    sweep = BudgetSweep(source="moons", target="moons:rotate=30", budgets=(1,), seeds=(0,),
+                        base=RunConfig(epochs=4))
+    _policy.admit_sweep(sweep)  # its data is fine; its runs are too long
+    with pytest.raises(LimitError, match="epochs=4"):
+        _policy.admit_plan(sweep.plan())
