@@ -69,7 +69,8 @@ def progress(events: Sequence[dict], status: str) -> tuple[float, str]:
             f"step {step} / {total} · {elapsed:.1f} s elapsed · ETA {eta:.0f} s")
 
 
-LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", "domain": "domain (discriminator)"}
+LOSS_NAMES = {"task": "task (cross-entropy)", "mmd": "MMD²", "coral": "CORAL", "domain": "domain (discriminator)",
+              "mcc": "class confusion (MCC)", "pseudo_label": "pseudo-label (target)"}
 
 
 # Each live chart's title and subtitle, drawn as text above the chart (see :func:`chart_head`): a title
@@ -80,6 +81,8 @@ CHART_HEADS = {
     "domain": ("Domain-discriminator accuracy", "0.5 = chance: it cannot tell the domains apart"),
     "mmd": ("Feature MMD², source vs target", "≈ 0 when aligned; an unbiased estimate, so it can dip a little "
             "below 0 when the features match (read that as 0)"),
+    "pseudo_labels": ("Pseudo-labels on the target", "coverage: the fraction trained on; accuracy: how many of "
+                      "those are right (read from the target labels, for display only)"),
 }
 
 
@@ -139,7 +142,8 @@ def thinned(s: dict) -> dict:
 
 def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
     """The Train page's charts, as plotly figure dicts: loss terms; source and target accuracy;
-    domain-discriminator accuracy (when the strategy has one) and feature MMD² over time."""
+    domain-discriminator accuracy (when the strategy has one), feature MMD² over time, and the
+    pseudo-labels' coverage and accuracy (self-training)."""
     s = thinned(series(events))
     figs = []
     loss_traces = [{"type": "scatter", "mode": "lines", "x": s["steps"], "y": v, "name": LOSS_NAMES.get(k, k),
@@ -168,6 +172,14 @@ def live_figures(events: Sequence[dict]) -> list[tuple[str, dict]]:
               "name": "feature MMD²", "line": {"width": 3, "color": "#33a02c"},
               "hovertemplate": "step %{x}: MMD² %{y:.4f} (unbiased estimate: below 0 reads as 0)<extra></extra>"}],
             "step", "MMD²")))
+    if "pseudo_label_coverage" in extras:  # self-training: how many pseudo-labels, and how many right
+        figs.append(("pseudo_labels", _lines(
+            [{"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"], "y": extras["pseudo_label_coverage"],
+              "name": "coverage (trained on)", "line": {"width": 3, "color": "#ff7f00"}},
+             {"type": "scatter", "mode": "lines+markers", "x": s["eval_steps"],
+              "y": extras.get("pseudo_label_accuracy", [None] * len(s["eval_steps"])),
+              "name": "accuracy of those pseudo-labels", "line": {"width": 3, "color": TARGET_COLOUR}}],
+            "step", "fraction", y_range=[0, 1.02], phases=s["phases"])))
     return figs
 
 

@@ -45,6 +45,9 @@ __all__ = [
     "rkd_angle_loss",
     "prediction_entropy",
     "mcc_loss",
+    "pseudo_label_loss",
+    "curriculum_thresholds",
+    "class_balanced_selection",
 ]
 
 #: Stands for −∞ on the diagonal of within-sample blocks: exp() of it is exactly 0
@@ -775,3 +778,137 @@ def mcc_loss(logits: Tensor, temperature: float = 2.5) -> Tensor:
         confusion = (p * weight[:, None]).T @ p
         confusion = confusion / confusion.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
         return (confusion.sum() - confusion.trace()) / classes
+
+
+# .. [Lee2013] D.-H. Lee. "Pseudo-Label: The Simple and Efficient Semi-Supervised Learning
+#    Method for Deep Neural Networks". ICML Workshops 2013.
+# .. [Sohn2020] K. Sohn et al. "FixMatch: Simplifying Semi-Supervised Learning with Consistency
+#    and Confidence". NeurIPS 2020.
+
+def pseudo_label_loss(weak_logits: Tensor, strong_logits: Tensor, threshold: float | Tensor = 0.95,
+                      selected: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Confidence-thresholded pseudo-label loss: FixMatch's unlabelled term [Sohn2020]_ (eq. 4);
+    with ``strong_logits`` the same as ``weak_logits``, the plain pseudo-label loss [Lee2013]_.
+
+    The prediction on the weak view, :math:`q_i = \mathrm{softmax}(z^{w}_i)`, is a constant
+    target (no gradient); only examples it is confident about count, and the mean runs over
+    the whole batch of ``B``, so that few confident examples make a small loss:
+
+    .. math:: \ell_u = \frac{1}{B} \sum_{i=1}^{B} \mathbb{1}[\max_c q_{ic} \ge \tau]\,
+              \mathrm{CE}\big(\hat y_i, z^{s}_i\big), \qquad \hat y_i = \arg\max_c q_{ic}
+
+    Parameters
+    ----------
+    weak_logits, strong_logits : Tensor, shape (B, C)
+        Logits on the weak and the strong view of the same target batch.
+    threshold : float or Tensor of shape (C,)
+        Confidence :math:`\tau \in [0, 1]` (FixMatch: 0.95), or one per class, applied by
+        the pseudo-label's class (:math:`\tau_{\hat y_i}`; see :func:`curriculum_thresholds`).
+    selected : Tensor of shape (B,), bool, optional
+        Which examples count, chosen otherwise (e.g. :func:`class_balanced_selection`); it
+        replaces the threshold's test :math:`\mathbb{1}[\max_c q_{ic} \ge \tau]`.
+
+    Returns
+    -------
+    loss : Tensor
+        0-d, differentiable through ``strong_logits`` only; float32 (float64 for float64 logits).
+    mask : Tensor, shape (B,), bool
+        Which examples passed the threshold (their mean is the coverage).
+    pseudo_labels : Tensor, shape (B,), int64
+        :math:`\hat y`, for every example.
+    """
+    if weak_logits.ndim != 2 or weak_logits.shape != strong_logits.shape or len(weak_logits) == 0:
+        raise ValueError("pseudo_label_loss needs weak and strong logits of one shape (B >= 1, C), got "
+                         f"{tuple(weak_logits.shape)} and {tuple(strong_logits.shape)}")
+    per_class = isinstance(threshold, Tensor)
+    if per_class and threshold.shape != weak_logits.shape[1:]:
+        raise ValueError(f"per-class thresholds need shape ({weak_logits.shape[1]},), got {tuple(threshold.shape)}")
+    if not per_class and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+    dtype = _compute_dtype(weak_logits, strong_logits)
+    with _no_autocast(weak_logits.device):
+        confidence, pseudo_labels = torch.softmax(weak_logits.detach().to(dtype), dim=1).max(1)
+        if selected is not None:
+            if selected.shape != confidence.shape:
+                raise ValueError(f"selected needs shape ({len(confidence)},), got {tuple(selected.shape)}")
+            mask = selected.bool()
+        else:
+            mask = confidence >= (threshold.to(dtype)[pseudo_labels] if per_class else threshold)
+        ce = torch.nn.functional.cross_entropy(strong_logits.to(dtype), pseudo_labels, reduction="none")
+        return (ce * mask.to(dtype)).mean(), mask, pseudo_labels
+
+
+# .. [Zou2018] Y. Zou, Z. Yu, B. V. K. Vijaya Kumar, J. Wang. "Unsupervised Domain Adaptation
+#    for Semantic Segmentation via Class-Balanced Self-Training". ECCV 2018.
+
+def class_balanced_selection(probabilities: Tensor, fraction: float) -> Tensor:
+    r"""Class-balanced pseudo-label selection, CBST-style [Zou2018]_, within one batch: for each
+    predicted class, the most confident ``fraction`` of the examples predicted as that class.
+
+    With :math:`\hat y_i = \arg\max_c p_{ic}`, :math:`n_c = |\{i : \hat y_i = c\}|` and
+    :math:`r_i` the rank of :math:`\max_c p_{ic}` among the examples of its class (0 = most
+    confident; ties go to the earlier row), example ``i`` is selected when
+    :math:`r_i < \lceil \text{fraction} \cdot n_{\hat y_i} \rceil`. Every predicted class
+    keeps its share, so a class the model is less sure of is not starved by a confident one
+    (a fixed threshold's bias towards easy classes), and some examples are always selected.
+
+    Parameters
+    ----------
+    probabilities : Tensor, shape (B, C)
+    fraction : float
+        In [0, 1]; CBST grows it from 0.2 towards 0.5 over training.
+
+    Returns
+    -------
+    Tensor, shape (B,), bool
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    confidence, labels = probabilities.detach().max(1)
+    rows = torch.arange(len(labels), device=labels.device)
+    same = labels[:, None] == labels[None, :]
+    ahead = (confidence[None, :] > confidence[:, None]) | \
+        ((confidence[None, :] == confidence[:, None]) & (rows[None, :] < rows[:, None]))
+    rank, count = (same & ahead).sum(1), same.sum(1)
+    return rank < torch.ceil(fraction * count.to(confidence.dtype))
+
+
+# .. [Zhang2021] B. Zhang et al. "FlexMatch: Boosting Semi-Supervised Learning with Curriculum
+#    Pseudo Labeling". NeurIPS 2021.
+
+def curriculum_thresholds(assigned: Tensor, num_classes: int, threshold: float) -> Tensor:
+    r"""FlexMatch's class-wise thresholds, with its threshold warm-up [Zhang2021]_ (eqs. 6, 7, 11).
+
+    ``assigned[n]`` is the class that unlabelled example ``n`` was last predicted with
+    confidence at least :math:`\tau`, or ``-1`` (never yet). With
+    :math:`\sigma_c` the number of examples assigned to class ``c`` and ``N`` their count,
+
+    .. math:: \beta_c = \frac{\sigma_c}{\max\big(\max_{c'} \sigma_{c'},\; N - \sum_{c'} \sigma_{c'}\big)},
+              \qquad \mathcal{T}_c = \frac{\beta_c}{2 - \beta_c}\, \tau
+
+    A class the model is confident about for few examples yet (a hard class, or any class
+    early in training, while most examples are unassigned) gets a low threshold, so that
+    it still gets pseudo-labels; a well-learnt class gets :math:`\tau`.
+
+    Parameters
+    ----------
+    assigned : Tensor, shape (N,), int64
+        Classes in ``[0, num_classes)`` or ``-1``.
+    num_classes : int
+    threshold : float
+        :math:`\tau \in [0, 1]`.
+
+    Returns
+    -------
+    Tensor, shape (num_classes,), float32, on ``assigned``'s device.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
+    if assigned.ndim != 1 or len(assigned) == 0:
+        raise ValueError(f"assigned must be a non-empty 1-D tensor, got shape {tuple(assigned.shape)}")
+    sigma = torch.bincount(assigned[assigned >= 0], minlength=num_classes).float()
+    if len(sigma) > num_classes:
+        raise ValueError(f"assigned holds a class >= num_classes={num_classes}")
+    unused = (assigned < 0).sum().float()
+    beta = sigma / torch.maximum(sigma.max(), unused).clamp_min(1.0)
+    return beta / (2.0 - beta) * threshold

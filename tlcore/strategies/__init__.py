@@ -12,6 +12,7 @@ from .importance import ImportanceWeighting
 from .jdot import JDOT
 from .mcc import MCC
 from .rkd import RKD
+from .self_training import SelfTraining
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "target_only": TargetOnly,
@@ -26,6 +27,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "mcc": MCC,
     "gromov": Gromov,
     "adabn": AdaBN,
+    "self_training": SelfTraining,
     "oracle": Oracle,
 }
 
