@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import spec
+from ..data.domain import as_float
 from ..data.shifts import derive_generator, derive_seed
 from ..transport import (STRUCTURES, gromov_coupling, nearest_rows, structure_matrix, subsample,
                          transport_labels)
@@ -43,6 +44,11 @@ class GromovConfig:
                                     "has any) against the loss on the transported labels", 0.0, 100.0)
 
 
+def _index_device(x) -> torch.device:
+    """Where row indices into ``x`` must live (a device tensor's device; CPU for streamed inputs)."""
+    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+
+
 def soft_cross_entropy(logits: torch.Tensor, soft_labels: torch.Tensor) -> torch.Tensor:
     r"""Cross-entropy with soft targets, :math:`-\frac1n \sum_j \sum_c \hat y_{jc} \log p_c(x_j)`."""
     return -(soft_labels * torch.log_softmax(logits.float(), dim=1)).sum(1).mean()
@@ -60,23 +66,28 @@ class Gromov(Strategy):
         super().__init__(params)
         self.soft_labels: torch.Tensor | None = None
         self.report: dict[str, Any] = {}
+        self._coupling = None
+        self._rows: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def prepare(self, ctx):
         """Solve the GW problem once, before the first step, and transport the labels."""
         p: GromovConfig = self.params
         seed = ctx.config.seed
-        xs = torch.cat(list(ctx.inputs("source"))).cpu()
-        xt = torch.cat(list(ctx.inputs("target"))).cpu()
         ys, yt = ctx.data["source"].y.cpu(), ctx.data["target"].y.cpu()
-        source_rows = subsample(len(xs), p.max_points, derive_generator(seed, "gromov", "source rows"))
-        target_rows = subsample(len(xt), p.max_points, derive_generator(seed, "gromov", "target rows"))
-        coupling = gromov_coupling(structure_matrix(xs[source_rows], p.structure, p.neighbours),
-                                   structure_matrix(xt[target_rows], p.structure, p.neighbours),
+        source_rows = subsample(len(ys), p.max_points, derive_generator(seed, "gromov", "source rows"))
+        target_rows = subsample(len(yt), p.max_points, derive_generator(seed, "gromov", "target rows"))
+        # Only the subsampled rows are read whole (indexing streamed data decodes just those rows).
+        xs, xt_sub = (as_float(ctx.data[role].x[rows.to(_index_device(ctx.data[role].x))]).cpu()
+                      for role, rows in (("source", source_rows), ("target", target_rows)))
+        coupling = gromov_coupling(structure_matrix(xs, p.structure, p.neighbours),
+                                   structure_matrix(xt_sub, p.structure, p.neighbours),
                                    restarts=p.restarts, seed=derive_seed(seed, "gromov", "starts"))
         num_classes = len(ctx.pair.class_names)
         transported = transport_labels(coupling.plan, ys[source_rows], num_classes)
-        # Target rows outside the subsample take the transported label of their nearest subsampled row.
-        soft = transported[nearest_rows(xt, xt[target_rows])]
+        # Target rows outside the subsample take the transported label of their nearest subsampled row
+        # (the target read chunk by chunk, as the loop reads it).
+        nearest = torch.cat([nearest_rows(chunk.cpu(), xt_sub) for chunk in ctx.inputs("target")])
+        soft = transported[nearest]
         self.soft_labels = soft.to(ctx.device, torch.float32)
         # The target's true labels are known to the lab, for evaluation only: how many arrived right.
         self.report = {
