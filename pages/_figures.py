@@ -331,5 +331,5 @@ def distance_matrices_figure(matrices, class_names: Sequence[str]) -> go.Figure:
                                  hovertemplate="%{y} – %{x}: %{z:.2f}<extra></extra>"), row=1, col=col)
         fig.update_xaxes(showticklabels=False, row=1, col=col)
         fig.update_yaxes(showticklabels=False, autorange="reversed", row=1, col=col)
-    return layout(fig, f"Pairwise feature distances / their mean, target test examples by class "
-                       f"({', '.join(class_names)}); correlation {matrices.correlation:.2f}", height=380)
+    return layout(fig, f"Distances / their mean, target examples by class; correlation {matrices.correlation:.2f}",
+                  height=400)

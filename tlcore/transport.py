@@ -17,7 +17,10 @@ lowest objective. Labels then travel through the coupling
 A structure with symmetries cannot tell the matching from its mirror images:
 the built-in ``blobs`` ring (classes A B C A B C around a circle) is the same
 after a turn by 60°, which moves every class, so the GW objective cannot prefer
-the right labels there. Unequal class sizes break that symmetry (``blobs:prior=5``).
+the right labels there. Unequal class sizes break that symmetry (``blobs:prior=5``). The two
+moons are symmetric too (a half turn about their centre swaps them), so GW on ``moons`` alone
+often transports every label to the other class: the Inspect page's sorted coupling then shows
+its blocks off the diagonal.
 
 References
 ----------
