@@ -2,7 +2,9 @@
 
 Each experiment is a sweep of short runs in the background worker (one progress bar for the
 whole sweep; curves that fill in live); what the run store already holds for the settings shows
-at once, so a sweep precomputed with ``tlcore sweep`` needs no waiting.
+at once, so a sweep precomputed with ``tlcore sweep`` needs no waiting. With the default settings
+and nothing stored yet, the result shipped with Transfer Lab shows, labelled as such, beside
+"Run it live" (``tlcore.sweeps.shipped``).
 """
 import streamlit as st
 
@@ -16,6 +18,7 @@ from tlcore.strategies import adaptation_strategies, with_role
 from tlcore.sweeps import (ALL_LABELS, MAX_SOURCES, SWEEPABLE_SHIFTS, BudgetResult, BudgetSweep, ShiftResult,
                            ShiftSweep, SourceResult, SourceSweep, plan_sweep, spec_from_dict)
 from tlcore.config import RunConfig
+from tlcore.sweeps.shipped import load_shipped, shipped_spec
 
 _shell.inside_app()
 sw.goto_train_if_requested()
@@ -276,6 +279,23 @@ def live_view(exp: str, job_id: str, spec_dict: dict) -> None:
         st.rerun()
 
 
+@st.cache_resource(show_spinner=False)
+def _shipped(kind: str):
+    return load_shipped(kind)
+
+
+def shipped_result(spec):
+    """The result shipped with Transfer Lab for these settings (the page's defaults), or None."""
+    kind = shipped_spec(spec)
+    if kind is None:
+        return None
+    try:
+        return _shipped(kind)
+    except TransferLabError as exc:  # a file made for other defaults: say so, show nothing false
+        st.warning(str(exc))
+        return None
+
+
 # --- the page ----------------------------------------------------------------------------------------
 planned = 0
 try:
@@ -353,7 +373,18 @@ elif spec is not None:
     finished = sw.job_result(job_id)
     with st.spinner("Reading the stored runs…"):
         result = finished if finished is not None and finished.spec == spec else sw.stored_result(spec)
-    if not result.rows and not getattr(result, "scores", ()):
+    shipped = shipped_result(spec) if not result.rows and not getattr(result, "scores", ()) else None
+    if shipped is not None:
+        note, live = st.columns([4, 1], vertical_alignment="center")
+        note.info("**Shipped result**: these default settings were run when Transfer Lab was packaged "
+                  f"({sw.completeness(shipped)}), so the figure shows at once. **Run it live** to train them here "
+                  "and watch the curves fill in; stored runs replace this figure.", icon=":material/inventory_2:")
+        live.button("Run it live", key=K.nt_button(experiment, "live"), on_click=start, args=(experiment,),
+                    icon=":material/play_arrow:", width="stretch", disabled=running)
+        draw(shipped, experiment)
+        st.dataframe(sw.summary_table(shipped), hide_index=True, key=f"table.nt.{experiment}")
+        sw.result_outputs(shipped, "nt", experiment)
+    elif not result.rows and not getattr(result, "scores", ()):
         st.info("No runs of this sweep are stored yet: press **Run sweep**"
                 + (" (or **Score sources** first)" if experiment == "source" else "")
                 + ". Curves fill in live while it runs.")

@@ -53,3 +53,23 @@ def test_umap_separates_two_clusters_and_is_seeded():
     gap = np.linalg.norm(a[:100].mean(0) - a[100:].mean(0))
     spread = max(a[:100].std(0).max(), a[100:].std(0).max())
     assert gap > 2 * spread
+
+
+def test_numba_cache_lives_in_the_transfer_lab_home(tmp_path):
+    """A second server start finds UMAP's compiled kernels on disk (issue 12): numba must be told
+    where, before it is first imported."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRANSFER_LAB_HOME": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    code = ("import tlcore.embed as e; folder = e.use_numba_cache(); import numba; "
+            "print(folder); print(numba.config.CACHE_DIR)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         timeout=300).stdout.split()
+    assert out == [str(tmp_path / "numba-cache")] * 2 and (tmp_path / "numba-cache").is_dir()
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")  # the user's own setting wins
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         timeout=300).stdout.split()
+    assert out == [str(tmp_path / "mine")] * 2

@@ -8,6 +8,8 @@ shows :func:`project_pca` meanwhile. umap is imported lazily: importing
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -43,7 +45,31 @@ def project_pca(features: np.ndarray, n_components: int = 2) -> np.ndarray:
     return (x @ (comps * signs[:, None]).T).astype(np.float32)
 
 
+NUMBA_CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def use_numba_cache() -> str | None:
+    """Point numba's on-disk cache of compiled functions at the Transfer Lab home (unless
+    ``NUMBA_CACHE_DIR`` is set already), so that the kernels UMAP compiles with ``cache=True``
+    are compiled once per machine, not once per server start. Numba reads the setting when it is
+    first imported: call this before (``_umap_class`` does). Returns the folder, or None when
+    numba was imported already or the folder cannot be made (no cache then, only slower)."""
+    if "numba" in sys.modules:
+        return os.environ.get(NUMBA_CACHE_ENV)
+    if NUMBA_CACHE_ENV not in os.environ:
+        from .paths import numba_cache_dir
+
+        folder = numba_cache_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
+        os.environ[NUMBA_CACHE_ENV] = str(folder)
+    return os.environ[NUMBA_CACHE_ENV]
+
+
 def _umap_class():
+    use_numba_cache()
     try:
         import umap  # noqa: F401  (slow import: numba)
     except ImportError as exc:  # pragma: no cover - depends on the environment

@@ -60,6 +60,12 @@ def checkpoint_dir() -> Path:
     return home_dir() / "checkpoints"
 
 
+def numba_cache_dir() -> Path:
+    """Where numba keeps UMAP's compiled kernels between processes: ``<home>/numba-cache``
+    (see ``tlcore.embed``; by default numba writes next to the installed sources, often read-only)."""
+    return home_dir() / "numba-cache"
+
+
 def default_data_dir() -> Path:
     """Dataset cache: ``$TRANSFER_LAB_DATA`` or ``<home>/data``."""
     explicit = _env_path(DATA_ENV)
