@@ -48,6 +48,9 @@ __all__ = [
     "pseudo_label_loss",
     "curriculum_thresholds",
     "class_balanced_selection",
+    "multilinear_map",
+    "randomized_multilinear_map",
+    "entropy_certainty_weights",
 ]
 
 #: Stands for −∞ on the diagonal of within-sample blocks: exp() of it is exactly 0
@@ -912,3 +915,80 @@ def curriculum_thresholds(assigned: Tensor, num_classes: int, threshold: float) 
     unused = (assigned < 0).sum().float()
     beta = sigma / torch.maximum(sigma.max(), unused).clamp_min(1.0)
     return beta / (2.0 - beta) * threshold
+
+
+# .. [Long2018] M. Long, Z. Cao, J. Wang, M. I. Jordan. "Conditional Adversarial Domain
+#    Adaptation". NeurIPS 2018.
+
+def multilinear_map(features: Tensor, predictions: Tensor) -> Tensor:
+    r"""CDAN's multilinear conditioning [Long2018]_ (eq. 4): the flattened outer product of each
+    example's features and class predictions.
+
+    .. math:: T_\otimes(f, g) = \mathrm{vec}(g \otimes f) \in \mathbb{R}^{C \cdot d_f},
+              \qquad [T_\otimes]_{c d_f + k} = g_c f_k
+
+    Parameters
+    ----------
+    features : Tensor, shape (B, d_f)
+    predictions : Tensor, shape (B, C)
+        Usually softmax probabilities.
+
+    Returns
+    -------
+    Tensor, shape (B, C * d_f)
+    """
+    if features.ndim != 2 or predictions.ndim != 2 or len(features) != len(predictions):
+        raise ValueError(f"multilinear_map needs (B, d_f) features and (B, C) predictions, got "
+                         f"{tuple(features.shape)} and {tuple(predictions.shape)}")
+    return (predictions.unsqueeze(2) * features.unsqueeze(1)).flatten(1)
+
+
+def randomized_multilinear_map(features: Tensor, predictions: Tensor, r_features: Tensor,
+                               r_predictions: Tensor) -> Tensor:
+    r"""CDAN's randomized multilinear map [Long2018]_ (eq. 5), for when :math:`C \cdot d_f` is too
+    large: random projections of each factor, multiplied element-wise.
+
+    .. math:: T_\odot(f, g) = \frac{1}{\sqrt{d}} (R_f f) \odot (R_g g)
+
+    With :math:`R_f, R_g` of independent standard normal entries (fixed, not trained), the inner
+    product of two such maps is an unbiased estimate of that of the full multilinear maps:
+    :math:`\mathbb{E}\langle T_\odot(f,g), T_\odot(f',g')\rangle = \langle f, f'\rangle\langle g, g'\rangle`.
+
+    Parameters
+    ----------
+    features : Tensor, shape (B, d_f)
+    predictions : Tensor, shape (B, C)
+    r_features : Tensor, shape (d, d_f)
+    r_predictions : Tensor, shape (d, C)
+
+    Returns
+    -------
+    Tensor, shape (B, d)
+    """
+    d = r_features.shape[0]
+    if r_predictions.shape[0] != d or r_features.shape[1] != features.shape[1] \
+            or r_predictions.shape[1] != predictions.shape[1]:
+        raise ValueError(f"random matrices {tuple(r_features.shape)} and {tuple(r_predictions.shape)} do not fit "
+                         f"features {tuple(features.shape)} and predictions {tuple(predictions.shape)}")
+    return (features @ r_features.T) * (predictions @ r_predictions.T) / math.sqrt(d)
+
+
+def entropy_certainty_weights(probabilities: Tensor) -> Tensor:
+    r"""CDAN+E's example weights [Long2018]_ (eq. 8), normalised to mean 1 over the batch given
+    (call once per domain): certain predictions weigh more.
+
+    .. math:: w_i = \frac{n\,(1 + e^{-H(g_i)})}{\sum_{j=1}^{n} (1 + e^{-H(g_j)})}
+
+    Each weight lies between :math:`1 + 1/C` (uniform prediction) and 2 (one-hot) before
+    normalising. Constants: computed without gradient (as TLlib's ``ConditionalDomainAdversarialLoss``).
+
+    Parameters
+    ----------
+    probabilities : Tensor, shape (n, C)
+
+    Returns
+    -------
+    Tensor, shape (n,)
+    """
+    raw = 1.0 + torch.exp(-prediction_entropy(probabilities.detach()))
+    return raw * (len(raw) / raw.sum())

@@ -5,6 +5,7 @@ from .adabn import AdaBN
 from .alignment import MMD, Coral
 from .base import ROLES, Phase, Strategy
 from .baselines import Oracle, SourceOnly, TargetOnly
+from .cdan import CDAN
 from .dann import DANN
 from .finetune import Finetune
 from .gromov import Gromov
@@ -28,6 +29,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "gromov": Gromov,
     "adabn": AdaBN,
     "self_training": SelfTraining,
+    "cdan": CDAN,
     "oracle": Oracle,
 }
 
