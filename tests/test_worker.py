@@ -10,7 +10,7 @@ from tlcore.worker import Worker
 from helpers import fast_config
 
 
-def _wait_for(predicate, timeout=30.0):
+def _wait_for(predicate, timeout=300.0):  # a worker process loads torch first
     t0 = time.time()
     while time.time() - t0 < timeout:
         if predicate():
@@ -23,7 +23,7 @@ def test_run_in_background_completes_and_is_recorded():
     store, worker = RunStore(), Worker()
     run_id = worker.start_run(fast_config(), store)
     assert store.get_run(run_id).status in ("queued", "running", "done")
-    assert worker.wait(run_id, 60)
+    assert worker.wait(run_id, 300)
     rec = store.get_run(run_id)
     assert rec.status == "done" and rec.metrics["target_accuracy"] >= 0
     kinds = [e["kind"] for e in store.events(run_id)]
@@ -69,7 +69,7 @@ def test_a_stopped_or_finished_run_is_not_marked_interrupted(ending):
     if ending == "stopped":
         assert worker.stop(run_id, wait=5.0)
     else:
-        assert worker.wait(run_id, 60)
+        assert worker.wait(run_id, 300)
     rec = store.get_run(run_id)
     assert rec.status == ending
     total = next(e["total_steps"] for e in store.events(run_id) if e["kind"] == "step")

@@ -164,3 +164,12 @@ class DownloadIncomplete(TransferLabError, OSError):
 
 class DownloadTimeout(TransferLabError, TimeoutError):
     """A server sent nothing for longer than the read timeout (a stalled download); nothing is kept."""
+
+
+class PermissionDeniedError(TransferLabError, PermissionError):
+    """A user asked to stop or delete a run or job that is not theirs (only its owner, or a
+    teacher, may; see :mod:`tlcore.owners`)."""
+
+
+class QueueFullError(TransferLabError):
+    """A user already has as many jobs waiting in the queue as they may (``TRANSFER_LAB_MAX_QUEUED``)."""

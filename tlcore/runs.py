@@ -40,7 +40,7 @@ Tables::
 
     runs(id, created_at, updated_at, status, source, target, strategy, seed,
          target_labels, config_json, config_key, metrics_json, checkpoint_path,
-         error, pid, hostname, tags_json, heartbeat_at)
+         error, pid, hostname, tags_json, heartbeat_at, owner)
     events(run_id, seq, kind, payload_json)      -- unique index (run_id, seq)
 
 Example::
@@ -118,8 +118,8 @@ UNREADABLE = "unreadable"
 LISTED_STATUSES = STATUSES + (UNREADABLE,)
 
 #: Version of the schema this module writes (``PRAGMA user_version``).
-#: 2 added ``runs.heartbeat_at``.
-SCHEMA_VERSION = 2
+#: 2 added ``runs.heartbeat_at``; 3 added ``runs.owner``.
+SCHEMA_VERSION = 3
 
 #: Set to 1 to open the run store read-only even where it could be written.
 READONLY_ENV = "TRANSFER_LAB_STORE_READONLY"
@@ -145,7 +145,7 @@ _CONFIG_COLUMNS = ("source", "target", "strategy", "seed", "target_labels")
 _RUN_COLUMNS = (
     "id", "created_at", "updated_at", "status", "source", "target", "strategy", "seed",
     "target_labels", "config_json", "config_key", "metrics_json", "checkpoint_path",
-    "error", "pid", "hostname", "tags_json", "heartbeat_at",
+    "error", "pid", "hostname", "tags_json", "heartbeat_at", "owner",
 )
 # created_at can tie (coarse clocks); rowid keeps the insertion order then.
 _NEWEST_FIRST = " ORDER BY created_at DESC, rowid DESC"
@@ -265,6 +265,9 @@ class RunRecord:
     seconds. ``pid`` and ``hostname`` name the process that created the run or,
     once it is running, the process that runs it; ``heartbeat_at`` is when that
     process last wrote events (None in rows stored before heartbeats existed).
+    ``owner`` is the anonymous id of whoever started it (the app's browser session; None
+    for runs of the CLI and rows stored before owners existed): only its owner, or a
+    teacher, may stop or delete it (:mod:`tlcore.owners`).
 
     A row whose JSON cannot be parsed is read with status :data:`UNREADABLE`, empty
     ``config``/``metrics``/``tags`` and the reason in ``error``; its columns
@@ -289,6 +292,7 @@ class RunRecord:
     hostname: str | None
     tags: dict[str, Any]
     heartbeat_at: float | None = None
+    owner: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -333,6 +337,7 @@ class RunRecord:
             hostname=row["hostname"],
             tags=parsed["tags"],
             heartbeat_at=row["heartbeat_at"],
+            owner=row["owner"],
         )
 
 
@@ -386,8 +391,14 @@ def _migrate_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN heartbeat_at REAL")
 
 
+def _migrate_to_v3(conn: sqlite3.Connection) -> None:
+    # Who started the run (an anonymous owner id; NULL: the CLI, or rows from before owners).
+    conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_owner ON runs (owner, status)")
+
+
 # _MIGRATIONS[v] upgrades a database from user_version v to v + 1.
-_MIGRATIONS = (_migrate_to_v1, _migrate_to_v2)
+_MIGRATIONS = (_migrate_to_v1, _migrate_to_v2, _migrate_to_v3)
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -406,6 +417,10 @@ class RunStore:
         files; default :func:`tlcore.paths.checkpoint_dir`.
     timeout
         Seconds to wait for another writer's lock before raising :class:`RunStoreError`.
+    owner
+        The owner id recorded on the runs that :meth:`create_run` creates through this handle
+        unless it names one (a worker process opens the store under the owner of its job, so
+        the baselines and sweep runs it creates are that user's too).
 
     Raises
     ------
@@ -427,7 +442,9 @@ class RunStore:
         checkpoint_dir: str | os.PathLike[str] | None = None,
         timeout: float = BUSY_TIMEOUT_S,
         readonly: bool | None = None,
+        owner: str | None = None,
     ):
+        self.owner = owner
         self.path = Path(path).expanduser() if path is not None else paths.default_store_path()
         self._checkpoint_dir = Path(checkpoint_dir).expanduser() if checkpoint_dir is not None else None
         self.timeout = float(timeout)
@@ -601,8 +618,10 @@ class RunStore:
     @property
     def _select_runs(self) -> str:
         columns = list(_RUN_COLUMNS)
-        if self._version < 2:  # a read-only store of an older schema, which cannot be upgraded
-            columns[columns.index("heartbeat_at")] = "NULL AS heartbeat_at"
+        # a read-only store of an older schema, which cannot be upgraded
+        for version, column in ((2, "heartbeat_at"), (3, "owner")):
+            if self._version < version:
+                columns[columns.index(column)] = f"NULL AS {column}"
         return f"SELECT {', '.join(columns)} FROM runs"
 
     def _check_version(self, version: int) -> None:
@@ -620,6 +639,7 @@ class RunStore:
         status: str = "queued",
         tags: Mapping[str, Any] | None = None,
         key: str | None = None,
+        owner: str | None = None,
     ) -> str:
         """Record a new run and return its id (12 hex digits).
 
@@ -628,9 +648,10 @@ class RunStore:
         copied into columns (NULL when missing) and :func:`config_key` is stored
         for :meth:`find_run` (``key`` overrides it: the engine stores a key over
         the settings that change results only). The calling process is recorded
-        as ``pid``/``hostname``.
+        as ``pid``/``hostname``, and ``owner`` (default: this handle's :attr:`owner`) as its owner.
         """
         _check_status(status)
+        owner = owner if owner is not None else self.owner
         config = dict(config)
         config_json = json.dumps(config)  # before the transaction: a TypeError writes nothing
         key = key or config_key(config)
@@ -641,10 +662,10 @@ class RunStore:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO runs (id, created_at, updated_at, status, source, target, strategy,"
-                " seed, target_labels, config_json, config_key, pid, hostname, tags_json, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " seed, target_labels, config_json, config_key, pid, hostname, tags_json, heartbeat_at, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, now, now, status, *columns, config_json, key,
-                 os.getpid(), socket.gethostname(), tags_json, now),
+                 os.getpid(), socket.gethostname(), tags_json, now, owner),
             )
         return run_id
 
@@ -852,6 +873,8 @@ class RunStore:
             # The process with this pid started after the run's last heartbeat: a reused pid.
             if started is None or silent <= LOCAL_STALE_S or started <= run.heartbeat_at + 2.0:
                 return None
+        if run.status == "queued":
+            return f"the server that queued it ({where}) stopped before it started; start it again"
         return f"its process ({where}) ended before the run finished"
 
     def _interrupt_orphans(self, local_grace_s: float,
@@ -977,6 +1000,7 @@ class RunStore:
         strategy: str | None = None,
         source: str | None = None,
         target: str | None = None,
+        owner: str | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
         """Stored runs, newest first, optionally filtered (exact matches) and capped.
@@ -998,7 +1022,7 @@ class RunStore:
             if UNREADABLE not in statuses:  # an unreadable row can have any stored status
                 clauses.append(f"status IN ({', '.join('?' * len(stored))})")
                 params += sorted(stored)
-        for column, value in (("strategy", strategy), ("source", source), ("target", target)):
+        for column, value in (("strategy", strategy), ("source", source), ("target", target), ("owner", owner)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
