@@ -98,6 +98,11 @@ FLASH = "s.flash"                   # (kind, message) to show on the next run, e
 
 # --- the app shell --------------------------------------------------------------------------------
 STORE_QUARANTINE = "btn.app.store_quarantine"  # move a damaged run store aside (see pages/_shell.py)
+OWNER = "s.app.owner"               # this browser session's anonymous owner id (also ?owner= in the URL)
+TEACHER = "s.app.teacher"           # True once the teacher token was entered in the sidebar
+TEACHER_TOKEN = "btn.app.teacher_token"  # the sidebar's token field (cleared once read)
+TEACHER_ERROR = "s.app.teacher_error"    # why the token was refused, shown once
+QUEUE_STOP = "btn.queue.stop"       # the Queue page's Stop buttons: f"{QUEUE_STOP}.{job_id}"
 
 
 # --- Negative-transfer page --------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tlcore.errors import TransferLabError
 from tlcore.inspection import (Cloud, CouplingView, DistanceMatrices, GapReport, RunInspection, coupling_view, grid_bounds,
                                input_cloud, input_gap, inspect_trainer, rkd_distance_matrices)
 from tlcore.models import MODELS, RANDOM_INIT_SUFFIX, models_for
+from tlcore.owners import Actor
 from tlcore.paths import default_store_path
 from tlcore.presets import PRESETS
 from tlcore.runs import RunRecord, RunStore
@@ -72,11 +73,23 @@ def attach(run_id: str | None) -> None:
         del st.query_params["run"]
 
 
+def owner() -> str | None:
+    """This browser session's anonymous owner id (see ``pages._shell.ensure_owner``)."""
+    return st.session_state.get(K.OWNER)
+
+
+def actor() -> Actor:
+    """Who this session is, for the engine's ownership checks: its owner id, and whether the
+    teacher token was entered."""
+    return Actor(owner(), teacher=bool(st.session_state.get(K.TEACHER)))
+
+
 def start_run(config: RunConfig, tags: dict | None = None) -> str:
-    """Start ``config`` in the background worker and attach the Train page to it. A run past the
-    server's limits (``pages._policy.admit``) raises TransferLabError and nothing starts."""
+    """Queue ``config`` in the background worker (it starts at once when a slot is free) and
+    attach the Train page to it. A run past the server's limits (``pages._policy.admit``) raises
+    TransferLabError and nothing starts."""
     _policy.admit(config)
-    run_id = get_worker().start_run(config, store(), tags=tags)
+    run_id = get_worker().start_run(config, store(), tags=tags, owner=owner())
     attach(run_id)
     st.session_state[K.STARTED_AT] = time.perf_counter()
     return run_id
@@ -170,7 +183,8 @@ def start_from_state() -> None:
 
 
 def stop_attached() -> None:
-    """Stop button callback: stop the attached run; the worker records it as stopped."""
+    """Stop button callback: stop the attached run (a queued one leaves the queue); the worker
+    records it as stopped. Only its owner or a teacher may (the worker checks)."""
     run_id = st.session_state.get(K.RUN_ID)
     if not run_id:
         return
@@ -179,7 +193,22 @@ def stop_attached() -> None:
         st.session_state[K.TRAIN_ERROR] = (f"run {run_id} is not running in this app's process "
                                            "(it was started elsewhere), so it cannot be stopped from here")
         return
-    worker.stop(run_id, wait=1.5)
+    try:
+        worker.stop(run_id, wait=1.5, actor=actor())
+    except TransferLabError as exc:
+        st.session_state[K.TRAIN_ERROR] = str(exc)
+
+
+def queue_note(run_id: str) -> str | None:
+    """"queued, position N, about M s" while ``run_id`` waits in the queue ("starting…" while its
+    worker process loads), else None."""
+    entry = get_worker().queue_entry(run_id)
+    if entry is None:
+        return None
+    if entry.state != "queued":
+        return "starting: its worker process is loading…"
+    wait = "" if entry.wait_s is None else f", about {entry.wait_s:.0f} s"
+    return f"queued, position {entry.position}{wait}"
 
 
 def apply_preset(name: str) -> str:
@@ -193,7 +222,7 @@ def apply_preset(name: str) -> str:
         if strategy != automatic and strategy != preset.config.strategy:
             _policy.admit(preset.config.replace(strategy=strategy, params={}))
             get_worker().start_run(preset.config.replace(strategy=strategy, params={}), store(),
-                                   tags={"preset": name, "compare_with": run_id})
+                                   tags={"preset": name, "compare_with": run_id}, owner=owner())
     return run_id
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from tlcore.errors import RunStoreError, StoreCorruptError
+from tlcore.owners import is_teacher_token, new_owner_id, teacher_mode_available, valid_owner_id
 from tlcore.runs import quarantine_store
 
 from pages import _keys as K
@@ -28,6 +29,7 @@ PAGES = (
     ("pages/compare.py", "Compare", ":material/leaderboard:", "compare"),
     ("pages/negative.py", "Negative transfer", ":material/trending_down:", "negative"),
     ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
+    ("pages/queue.py", "Queue", ":material/queue:", "queue"),
 )
 
 def page_links(*links: tuple[str, str]) -> None:
@@ -120,6 +122,45 @@ def _quarantine(path: str) -> None:
     _state.flash(f"The damaged run store was moved to {moved} (kept); a fresh, empty store has started.")
 
 
+def ensure_owner() -> str:
+    """This browser session's anonymous owner id: from ``?owner=`` when the URL has a valid one
+    (a refresh keeps it), else a fresh one; written back to the URL on every run, since
+    Streamlit clears the query parameters when the user changes page."""
+    state = st.session_state
+    url_owner = st.query_params.get("owner")
+    if not state.get(K.OWNER):
+        state[K.OWNER] = url_owner if valid_owner_id(url_owner) else new_owner_id()
+    if url_owner != state[K.OWNER]:
+        st.query_params["owner"] = state[K.OWNER]
+    return state[K.OWNER]
+
+
+def _check_teacher_token() -> None:
+    """The token field's callback: switch teacher mode on for this session when the token is
+    this server's (compared in constant time); the field is cleared either way."""
+    state = st.session_state
+    token = state.get(K.TEACHER_TOKEN) or ""
+    state[K.TEACHER_TOKEN] = ""
+    if is_teacher_token(token):
+        state[K.TEACHER], state[K.TEACHER_ERROR] = True, None
+    elif token:
+        state[K.TEACHER_ERROR] = "That is not this server's teacher token."
+
+
+def _teacher_sidebar() -> None:
+    state = st.session_state
+    if not teacher_mode_available():
+        return
+    if state.get(K.TEACHER):
+        st.caption("**Teacher mode**: you may stop and delete every user's runs (Queue page).")
+        return
+    st.text_input("Teacher token", key=K.TEACHER_TOKEN, type="password", on_change=_check_teacher_token,
+                  help="Set by whoever runs the server (TRANSFER_LAB_TEACHER_TOKEN). A teacher may stop and "
+                       "delete every user's runs and sees every user's jobs on the Queue page.")
+    if state.get(K.TEACHER_ERROR):
+        st.caption(f":red[{state[K.TEACHER_ERROR]}]")
+
+
 def _sidebar(startup: dict | None) -> None:
     st.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key=K.SEED,
                     help="Seeds the data shifts, sampling and initialisation: the same seed gives the same run.")
@@ -142,6 +183,7 @@ def _sidebar(startup: dict | None) -> None:
     note = _runs.store().readonly_note
     if note:
         st.warning(note, icon=":material/lock:")
+    _teacher_sidebar()
 
 
 def main() -> None:
@@ -154,6 +196,7 @@ def main() -> None:
     except RunStoreError as exc:  # corrupt, too new, locked: say so on every page instead
         problem, startup = exc, None
     _state.init_state()
+    ensure_owner()
 
     page = st.navigation([
         st.Page(path, title=title, icon=icon, **({"default": True} if url_path is None else {"url_path": url_path}))

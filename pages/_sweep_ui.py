@@ -30,8 +30,8 @@ import streamlit as st
 from tlcore.errors import TransferLabError
 from tlcore.ntg import format_ntg
 from tlcore.sweeps import (ALL_LABELS, BudgetResult, ComparisonResult, GapRow, ShiftResult, SourceResult,
-                           SourceSweep, SweepPlan, SweepResult, SweepSpec, collect_sweep, run_sweep, score_sources,
-                           shift_gaps, spec_from_dict, sweep_from_dict, sweep_from_json, sweep_to_dict, sweep_work)
+                           SourceSweep, SweepPlan, SweepResult, SweepSpec, collect_sweep, run_sweep,
+                           shift_gaps, spec_from_dict, sweep_from_dict, sweep_from_json, sweep_to_dict)
 from tlcore.worker import Job, get_worker
 
 from pages import _figures, _policy, _runs, _state
@@ -108,16 +108,10 @@ def start_sweep(spec: SweepSpec, before_only: bool = False) -> str:
     def keep(result: SweepResult) -> None:
         _JOBS.set_result(job_id, result)
 
-    if before_only:
-        def work(job: Job) -> None:
-            def progress(fraction: float, message: str) -> None:
-                job.progress, job.message = fraction, message
-            keep(score_sources(plan, run_store, stop=job.stop_event, progress=progress, on_run=job.run_ids.append))
-            job.message = "stopped" if job.stop_event.is_set() else "done"
-    else:
-        work = sweep_work(plan, run_store, on_result=keep)
     _JOBS.add(job_id, SweepJob(spec=spec.to_dict(), plan=plan))
-    get_worker().start_job("sweep", work, job_id)
+    # queued like every run, and trained in a worker process; the result comes back to keep()
+    get_worker().start_sweep(plan, run_store, job_id=job_id, owner=_runs.owner(), before_only=before_only,
+                             on_result=keep)
     return job_id
 
 
@@ -143,8 +137,12 @@ def job_result(job_id: str | None) -> SweepResult | None:
 
 
 def stop_sweep(job_id: str | None) -> None:
+    """Stop a sweep (a queued one leaves the queue); only its owner or a teacher may."""
     if job_id:
-        get_worker().stop(job_id, wait=2.0)
+        try:
+            get_worker().stop(job_id, wait=2.0, actor=_runs.actor())
+        except TransferLabError as exc:
+            _state.flash(str(exc), kind="error")
 
 
 def spec_key(spec: SweepSpec) -> str:
@@ -222,6 +220,8 @@ def rows_csv(rows: Sequence[dict]) -> bytes:
 # --- progress ------------------------------------------------------------------------------------------
 def job_progress(j: Job) -> tuple[float, str]:
     text = j.message or "starting…"
+    if j.queued:
+        return 0.0, _runs.queue_note(j.job_id) or "queued"
     if j.alive:
         return min(max(j.progress, 0.0), 1.0), f"{j.progress:.0%} · {text}"
     if j.error:

@@ -421,8 +421,14 @@ def _to_url(fields: Sequence, own: Collection[str]) -> tuple[dict[str, str], tup
     return desired, tuple(names)
 
 
+#: Query parameters that the app keeps on every page (the session's anonymous owner id, see
+#: ``pages/_shell.py``): never read, removed nor put in a shared link by :func:`sync`.
+APP_OWN = ("owner",)
+
+
 def sync(fields: Sequence, *, own: Collection[str] = (), link: bool = True) -> None:
     """Keep the page's settings and the URL's query parameters in step (see the module's docstring)."""
+    own = (*own, *APP_OWN)
     state = st.session_state
     pending = state.pop(K.URL_PENDING, None)
     problems = list(pending["warnings"]) if pending else []

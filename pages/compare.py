@@ -7,6 +7,7 @@ from pages import _keys as K
 from pages import _export, _figures, _ntg_view, _runs, _shell, _state
 from pages import _url
 from tlcore.errors import TransferLabError
+from tlcore.owners import delete_run
 from tlcore.runs import ACTIVE_STATUSES, LISTED_STATUSES, UNREADABLE
 from tlcore.seeds import ntg_by_configuration
 from tlcore.strategies import STRATEGIES
@@ -116,7 +117,7 @@ def delete_selected() -> None:
         if run_store.get_run(run_id).status in ACTIVE_STATUSES:
             _state.flash(f"Run {run_id} is still training: stop it on the Train page first.", kind="error")
             return
-        run_store.delete_run(run_id)
+        delete_run(run_store, run_id, _runs.actor())  # only its owner or a teacher may
     except TransferLabError as exc:
         _state.flash(str(exc), kind="error")
         return

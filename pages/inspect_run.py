@@ -102,7 +102,7 @@ else:
             try:
                 _policy.admit(source_only_config(config))
                 base_id = get_worker().start_run(source_only_config(config), run_store, with_baseline=False,
-                                                 tags={"inspect_baseline_of": rec.id})
+                                                 tags={"inspect_baseline_of": rec.id}, owner=_runs.owner())
                 running = run_store.get_run(base_id)
             except TransferLabError as exc:
                 st.error(f"The source_only baseline cannot be trained: {exc}")

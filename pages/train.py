@@ -122,6 +122,8 @@ def render_run(run_id: str, record=None) -> str:
         state[K.STARTED_AT] = None
     st.markdown(f"**Run `{rec.id}`** · {rec.strategy} · `{rec.source}` → `{rec.target}` · "
                 f"{rec.target_labels} labels/class · seed {rec.seed} · **{rec.status}**")
+    if rec.status == "queued":  # waiting for a free slot: the live view switches to the curves when it starts
+        st.info(_runs.queue_note(run_id) or "queued", icon=":material/hourglass_top:")
     fraction, text = _live.progress(events, rec.status)
     st.progress(fraction, text=text)
     if rec.status in ACTIVE_STATUSES and ended:
