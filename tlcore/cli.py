@@ -129,8 +129,33 @@ def _parse_params(items: list[str]) -> dict:
     return params
 
 
+def _on_executor(args):
+    """A :class:`~tlcore.worker.Worker` on Ray for ``--executor ray[=ADDRESS]``, or None (local:
+    the command trains in this process, as always)."""
+    from .ray_executor import parse_executor
+    kind, address = parse_executor(getattr(args, "executor", None))
+    if kind == "local":
+        return None
+    from .ray_executor import RayExecutor
+    from .worker import Worker
+    return Worker(executor=RayExecutor(address))
+
+
+def _wait_for_job(worker, job_id: str):
+    """Wait for a job of ``worker``; Ctrl-C stops it. Raises its error; returns the job."""
+    try:
+        worker.wait(job_id)
+    except KeyboardInterrupt:
+        worker.stop(job_id, wait=30)
+        raise
+    job = worker.job(job_id)
+    if job.error:
+        raise TransferLabError(job.error)
+    return job
+
+
 def _cmd_run(args) -> int:
-    from .api import run_experiment
+    from .api import RunOutcome, run_experiment
     from .config import RunConfig
     from .runs import RunStore
     config = RunConfig(source=args.source, target=args.target, strategy=args.strategy,
@@ -141,8 +166,17 @@ def _cmd_run(args) -> int:
     store = RunStore(args.store) if args.store else RunStore()
     bar = None if args.quiet else ProgressBar()
     from .download import download_progress
-    with download_progress(None if args.quiet else DownloadBar()):
-        out = run_experiment(config, store=store, on_event=bar, with_baseline=not args.no_baseline)
+    worker = _on_executor(args)
+    if worker is not None:  # a Ray task; the store here receives its events
+        run_id = worker.start_run(config, store, with_baseline=not args.no_baseline)
+        if not args.quiet:
+            print(f"run {run_id} queued on Ray ({worker.executor.address or 'local'})", file=sys.stderr)
+        _wait_for_job(worker, run_id)
+        rec = store.get_run(run_id)
+        out = RunOutcome(rec.id, rec.status, rec.metrics)
+    else:
+        with download_progress(None if args.quiet else DownloadBar()):
+            out = run_experiment(config, store=store, on_event=bar, with_baseline=not args.no_baseline)
     m = out.metrics
     summary = {"run_id": out.run_id, "status": out.status, "strategy": args.strategy, "source": args.source,
                "target": args.target, "target_labels": args.target_labels, "seed": args.seed,
@@ -366,12 +400,22 @@ def _cmd_sweep(args) -> int:
         spec = _sweep_spec(args)
     store = RunStore(args.store) if args.store else RunStore()
     bar = None if args.quiet else SweepBar()
+    worker = _on_executor(args)
     try:
-        with download_progress(None if args.quiet else DownloadBar()):
-            if getattr(args, "before_only", False):
-                result = score_sources(spec, store, progress=bar)
-            else:
-                result = run_sweep(spec, store, progress=bar)
+        if worker is not None:  # one Ray task runs the sweep; the store here receives its runs
+            job = worker.start_sweep(spec, store, job_id="cli-sweep", before_only=getattr(args, "before_only", False))
+            if bar is not None:
+                while not worker.wait(job.job_id, 0.5):
+                    bar(job.progress, job.message)
+            result = _wait_for_job(worker, job.job_id).result
+            if result is None:
+                raise TransferLabError("the sweep's Ray task ended without a result")
+        else:
+            with download_progress(None if args.quiet else DownloadBar()):
+                if getattr(args, "before_only", False):
+                    result = score_sources(spec, store, progress=bar)
+                else:
+                    result = run_sweep(spec, store, progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -428,6 +472,9 @@ def _add_sweep_parser(sub, defaults) -> None:
         p.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                        help="seeds (default: " + ("the lesson's" if lesson else "0") + ")")
         p.add_argument("--store", default="", help="run store path (default: the per-user store)")
+        p.add_argument("--executor", default="local", metavar="local|ray[=ADDRESS]",
+                       help="where jobs run: local (this process) or ray[=ADDRESS], a Ray cluster "
+                            "(ADDRESS as for ray.init: auto, ray://head:10001; none: $TRANSFER_LAB_RAY_ADDRESS or a local Ray)")
         p.add_argument("--export", metavar="FILE.json", help="also write the sweep (configs and results) as a file "
                                                             "the app can load")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -504,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--loader-workers", type=int, default=d.loader_workers,
                    help="DataLoader worker processes when streaming")
     s.add_argument("--store", default="", help="run store path (default: the per-user store)")
+    s.add_argument("--executor", default="local", metavar="local|ray[=ADDRESS]",
+                   help="where jobs run: local (this process) or ray[=ADDRESS], a Ray cluster "
+                            "(ADDRESS as for ray.init: auto, ray://head:10001; none: $TRANSFER_LAB_RAY_ADDRESS or a local Ray)")
     s.add_argument("--no-baseline", action="store_true", help="skip the matched target_only baseline (no NTG)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
