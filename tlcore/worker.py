@@ -488,21 +488,32 @@ class Worker:
         return not job.alive
 
     # --- what the pages show -----------------------------------------------------------
-    def run_seconds(self) -> float | None:
-        """The typical seconds one run takes here, start to end (recent jobs of this worker), or
-        None before any has finished."""
+    def run_seconds(self, store: RunStore | None = None) -> float | None:
+        """The typical seconds one run takes here, start to end: the median over this worker's
+        recent jobs; before any has finished, the training time of the store's recent finished
+        runs; None when neither is known."""
         with self._lock:
             durations = list(self._durations)
-        return statistics.median(durations) if durations else None
+        if durations:
+            return statistics.median(durations)
+        if store is not None:
+            try:
+                recent = [r.metrics.get("elapsed_s") for r in store.list_runs(status="done", limit=20)]
+            except TransferLabError:
+                return None
+            recent = [float(t) for t in recent if isinstance(t, (int, float))]
+            if recent:
+                return statistics.median(recent)
+        return None
 
     def queue(self) -> list[QueueEntry]:
         """Every running and queued job of the queue: running first, then queued in the order
         they will start, with positions and estimated waits."""
-        per_run = self.run_seconds()
         now = time.time()
         with self._lock:
             running = sorted(self._running(), key=lambda j: j.started_at or 0.0)
             order = self._fair_order()
+        per_run = self.run_seconds(order[0].store if order else None)
         entries = [QueueEntry(j.job_id, j.kind, j.owner, RUNNING, None, 0.0, j.label, tuple(j.run_ids),
                               j.progress, j.message, j.submitted_at, j.started_at) for j in running]
         # Slot i frees after what its job has left; each queued job takes the earliest free slot.
