@@ -156,8 +156,7 @@ def test_coverage_and_accuracy_count_the_confident_target_examples():
 
 
 def test_runs_on_images_report_coverage_and_accuracy_per_evaluation_reproducibly():
-    config = fast_config(strategy="self_training", source="digits", target="digits:noise=0.4", epochs=2,
-                         params={"threshold": 0.8})
+    config = fast_config(strategy="self_training", source="digits", target="digits:noise=0.4", evals_per_epoch=2)
     events = list(Trainer(config).run())
     evals = [e for e in events if isinstance(e, ev.EvalEvent)]
     assert len(evals) == 2

@@ -1,9 +1,14 @@
 """Self-training: the classifier labels the target examples it is confident about and trains on
 those labels; on images, FixMatch-style, the label comes from a weak view and trains the
-prediction on a strong view (Lee, ICML-W 2013; Sohn et al., NeurIPS 2020). By default the
-threshold is FlexMatch's per class (Zhang et al., NeurIPS 2021): with a fixed threshold an
-untrained model passes no example and the term starts inert; the curriculum lowers it for the
-classes that few examples are confidently predicted as yet.
+prediction on a strong view (Lee, ICML-W 2013; Sohn et al., NeurIPS 2020).
+
+Which examples get pseudo-labels (``selection``): by default CBST's class-balanced share (Zou et
+al., ECCV 2018), the most confident fraction of each predicted class, growing over training, so
+that a class the model is less sure of is not starved and the term is never inert; or
+FixMatch's fixed threshold (an untrained model passes no example, and the term starts at 0);
+or FlexMatch's class-wise thresholds (Zhang et al., NeurIPS 2021), which start at 0 and, on a
+shifted target, can lock the model onto one class (measured on digits -> digits:noise=0.4).
+The term's weight ramps up from 0 (Lee's schedule), so that early, mostly wrong labels count little.
 
 It is also a negative-transfer demonstrator: when the source model is confidently wrong on
 the target, its wrong labels pass the threshold and are learnt (confirmation bias). The run
