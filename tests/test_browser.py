@@ -288,6 +288,26 @@ def test_a_link_sets_up_the_page_and_figures_download_as_svg_and_png(app_url):
         assert name == "transfer-lab-data-cloud.png", name
         assert content.startswith(b"\x89PNG\r\n\x1a\n"), content[:16]
         _no_traceback(page, "Data after the downloads")
+
+        # Presentation mode from a link (issue 12): no toolbar, Deploy button or running indicator;
+        # larger type; the mode stays in the URL while the page writes its settings there.
+        page.goto(f"{url}/data?present=1&seed=3", timeout=120_000)
+        page.get_by_role("heading", name="Data", exact=True).wait_for(timeout=120_000)
+        _settle(page)
+        page.get_by_text("Domain gap before training").wait_for()
+        page.locator(".st-key-chart-data-cloud .js-plotly-plot").wait_for(timeout=60_000)
+        for test_id in ("stToolbar", "stAppDeployButton", "stMainMenu", "stStatusWidget"):
+            assert not page.locator(f"[data-testid={test_id}]").is_visible(), test_id
+        size = page.evaluate("() => parseFloat(getComputedStyle(document.querySelector("
+                             "'[data-testid=stMarkdownContainer] p')).fontSize)")
+        assert size >= 20, size
+        assert "present=1" in page.url, page.url
+        _no_traceback(page, "Data in presentation mode")
+        if os.environ.get("TRANSFER_LAB_SCREENSHOT_PRESENT"):  # docs/screenshot-present.png
+            page.wait_for_timeout(1500)
+            page.get_by_text("Domain gap before training").scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            page.screenshot(path=os.environ["TRANSFER_LAB_SCREENSHOT_PRESENT"])
         browser.close()
 
 
