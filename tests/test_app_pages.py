@@ -370,7 +370,7 @@ def test_compare_page_summarises_strategies_exports_and_deletes():
     at = open_page("pages/compare.py")
     assert len(at.dataframe[0].value) == 3
     assert charts(at) == 2  # target accuracy by strategy, NTG by strategy
-    ntg_chart = next(c for c in at.get("plotly_chart") if "Negative-transfer" in str(c.proto.spec))
+    ntg_chart = next(c for c in at.get("plotly_chart") if "NTG (positive = negative transfer)" in str(c.proto.spec))
     assert "#d62728" in str(ntg_chart.proto.spec)  # a positive NTG is drawn red
     assert at.get("download_button")
 
