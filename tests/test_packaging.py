@@ -10,11 +10,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _declared() -> set[str]:
-    text = (ROOT / "pyproject.toml").read_text()  # tomllib is Python 3.11+; the project supports 3.10
-    block = re.search(r"^dependencies = \[(.*?)^\]", text, flags=re.S | re.M).group(1)
+def _names(block: str) -> set[str]:
     specs = re.findall(r'^\s*"([^"]+)"', block, flags=re.M)
     return {re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].strip().lower() for spec in specs}
+
+
+def _declared() -> set[str]:
+    text = (ROOT / "pyproject.toml").read_text()  # tomllib is Python 3.11+; the project supports 3.10
+    return _names(re.search(r"^dependencies = \[(.*?)^\]", text, flags=re.S | re.M).group(1))
+
+
+def _optional() -> set[str]:
+    """Packages of the optional extras that users install for a feature (``ray``), not the test extra."""
+    text = (ROOT / "pyproject.toml").read_text()
+    section = re.search(r"^\[project\.optional-dependencies\](.*?)^\[", text, flags=re.S | re.M).group(1)
+    names = set()
+    for extra, block in re.findall(r"^(\w[\w-]*) = \[(.*?)^\]", section, flags=re.S | re.M):
+        if extra != "test":
+            names |= _names(block)
+    return names
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """Modules imported at module level (not inside a function): these must be hard dependencies."""
+    tree = ast.parse(path.read_text(), str(path))
+    names = set()
+    for node in tree.body:
+        nodes = [node] if not isinstance(node, (ast.If, ast.Try)) else list(ast.walk(node))
+        for n in nodes:
+            if isinstance(n, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in n.names)
+            elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+                names.add(n.module.split(".")[0])
+    return names
 
 
 def _imported_top_levels() -> set[str]:
@@ -30,13 +58,25 @@ def _imported_top_levels() -> set[str]:
 
 def test_every_third_party_import_of_the_app_and_engine_is_a_declared_dependency():
     providers = importlib.metadata.packages_distributions()
-    declared = _declared()
+    declared, optional = _declared(), _optional()
     undeclared = {}
     for module in sorted(_imported_top_levels()):
         distributions = {d.lower() for d in providers.get(module, [module])}
-        if not distributions & declared:
+        if not distributions & (declared | optional):
             undeclared[module] = sorted(distributions)
     assert not undeclared, f"imported but not in pyproject's dependencies: {undeclared}"
+
+
+def test_an_optional_extra_is_imported_only_where_it_is_used():
+    """``ray`` is an extra: importing tlcore or opening the app must work without it."""
+    optional = _optional()
+    assert "ray" in optional
+    eager = {}
+    for path in [ROOT / "app.py", *(ROOT / "pages").rglob("*.py"), *(ROOT / "tlcore").rglob("*.py")]:
+        hits = _top_level_imports(path) & optional
+        if hits:
+            eager[str(path.relative_to(ROOT))] = sorted(hits)
+    assert not eager, f"optional extras imported at module level: {eager}"
 
 
 def test_ci_runs_the_readmes_full_test_command_verbatim():
