@@ -99,14 +99,16 @@ class AdaBN(Strategy):
     name = "adabn"
     summary = ("AdaBN: train on the source, then re-estimate every batch-norm layer's mean and variance on the "
                "unlabelled target; no weight changes (Li et al., 2016).")
-    # ``model="auto"`` builds a model normalised at every hidden layer.
-    auto_models = {"vector": "mlp_bn", "image": "lenet_bn"}
+    # ``model="auto"``: for points, the MLP with batch norm; for images the default lenet, which has
+    # batch norm after each convolution, so that adabn and source_only compare on the same model
+    # (lenet_bn, normalised at the fc layer too, is there to choose).
+    auto_models = {"vector": "mlp_bn"}
 
     def phases(self, ctx):
         if not batch_norm_layers(ctx.model):
             raise ConfigError(f"adabn re-estimates batch-norm statistics, and model {ctx.model.name!r} has no "
-                              "batch-norm layer: use model 'auto' (mlp_bn for 2-D data, lenet_bn for images) "
-                              "or another model with batch norm (lenet, the resnets)")
+                              "batch-norm layer: use model 'auto' (mlp_bn for 2-D data, lenet for images) "
+                              "or another model with batch norm (mlp_bn, lenet, lenet_wide, lenet_bn, the resnets)")
         return [cross_entropy_phase("train", supervised_streams(ctx))]
 
     def finish(self, ctx):
