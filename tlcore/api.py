@@ -25,7 +25,7 @@ from .metrics import negative_transfer_gap
 from .paths import checkpoint_dir
 from .runs import RunStore, config_key, register_live, unregister_live
 from .strategies import STRATEGIES
-from .train import StopFlag, Trainer, resolved_config
+from .train import StopFlag, Trainer, recipe_note, resolved_config
 
 NTG_BASELINE = "target_only"  # the reference that the negative-transfer gap is measured against
 HEARTBEAT_INTERVAL_S = 5.0  # how often a run waiting for its baseline stamps its own heartbeat
@@ -76,6 +76,7 @@ def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
     started from (pretrained backbones)."""
     lines = list(trainer.pair.describe())
     lines.append(trainer.data_note)
+    lines.append(recipe_note(trainer.config))
     lines += trainer.strategy.notes(trainer.ctx)
     notes = getattr(trainer.model, "input_notes", None)
     if notes:

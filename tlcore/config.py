@@ -123,10 +123,15 @@ class RunConfig:
     target_labels: int = spec(0, "labelled target examples per class (0 = unsupervised adaptation)", 0, 100000)
     epochs: int = spec(30, "passes over the larger of the two training sets", 1, 1000)
     batch_size: int = spec(64, "examples per stream per step", 2, 4096)
-    lr: float = spec(3e-3, "Adam learning rate", 1e-6, 1.0)
+    lr: float = spec(3e-3, "learning rate (initial, when annealed)", 1e-6, 1.0)
     lr_schedule: str = spec("constant", "constant, or anneal: lr / (1 + 10p)^0.75 over training progress p "
                                       "(Ganin et al., JMLR 2016)", choices=("constant", "anneal"))
-    weight_decay: float = spec(0.0, "Adam weight decay", 0.0, 1.0, advanced=True)
+    weight_decay: float = spec(0.0, "weight decay (L2) of the optimiser", 0.0, 1.0, advanced=True)
+    optimizer: str = spec("adam", "adam, or sgd with momentum (the optimiser of DANN's paper, Ganin et al., "
+                                  "JMLR 2016: SGD, momentum 0.9, with lr_schedule=anneal)",
+                          choices=("adam", "sgd"), advanced=True, result=UNLESS_DEFAULT)
+    momentum: float = spec(0.9, "momentum of sgd (Adam ignores it)", 0.0, 0.999, advanced=True,
+                           result=UNLESS_DEFAULT)
     seed: int = spec(0, "seed for data shifts, sampling and initialisation", 0, 2**31 - 1)
     model: str = spec("auto", "model: auto picks mlp for 2-D data and lenet for images (adabn: their batch-norm variants)", advanced=True)
     amp: bool = spec(True, "mixed precision (bf16, else fp16) on CUDA", advanced=True)  # see result_fields

@@ -448,7 +448,7 @@ class Trainer:
                 phase.on_start(ctx)
             params = [p for p in list(self.model.parameters()) + list(ctx.modules.parameters()) if p.requires_grad]
             base_lr = cfg.lr * phase.lr_scale
-            opt = torch.optim.Adam(params, lr=base_lr, weight_decay=cfg.weight_decay)
+            opt = make_optimizer(params, cfg, base_lr)
             for n in phase.streams:
                 if len(ctx.data[n]) == 0:
                     raise ConfigError(f"strategy {self.strategy.name!r} needs the {n!r} stream, which is empty")
@@ -573,6 +573,26 @@ class _LossLog:
         means = {k: sum(r[j] for r in rows) / len(rows) for j, k in enumerate(self.names)}
         self.rows = 0
         return means
+
+
+def make_optimizer(params: list[torch.nn.Parameter], config: RunConfig, lr: float) -> torch.optim.Optimizer:
+    """The optimiser that ``config`` names: Adam, or SGD with ``config.momentum`` (DANN's recipe)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+
+
+def recipe_note(config: RunConfig) -> str:
+    """The optimisation recipe of a run in one line, for its record."""
+    if config.optimizer == "sgd":
+        opt = f"SGD, momentum {config.momentum:g}"
+    else:
+        opt = "Adam"
+    schedule = ("annealed lr / (1 + 10p)^0.75 over progress p" if config.lr_schedule == "anneal"
+                else "constant lr")
+    decay = f", weight decay {config.weight_decay:g}" if config.weight_decay else ""
+    return (f"recipe: {opt}, lr {config.lr:g} ({schedule}){decay}, batch {config.batch_size} per stream, "
+            f"{config.epochs} epochs")
 
 
 def annealed_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:

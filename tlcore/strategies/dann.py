@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import spec
+from ..config import UNLESS_DEFAULT, spec
 from ..losses import DomainAdversarialLoss, dann_lambda
 from .base import Strategy, Phase, forward_streams, supervised_streams, task_loss
 
@@ -15,7 +15,21 @@ from .base import Strategy, Phase, forward_streams, supervised_streams, task_los
 class DANNConfig:
     weight: float = spec(1.0, "largest gradient-reversal coefficient, reached by the end of the ramp", 0.0, 10.0)
     gamma: float = spec(10.0, "steepness of the ramp 2/(1+exp(-γp))-1 over training progress p", 0.0, 100.0)
-    hidden: int = spec(64, "hidden units of the two-layer domain discriminator", 4, 4096)
+    hidden: int = spec(64, "hidden units of the two-layer domain discriminator (the paper's: 500 or 1024)", 4, 4096)
+    dropout: float = spec(0.0, "dropout after each hidden layer of the discriminator (the paper's: 0.5)",
+                          0.0, 0.9, result=UNLESS_DEFAULT)
+
+
+def discriminator(features: int, hidden: int, dropout: float = 0.0) -> nn.Sequential:
+    """DANN's domain classifier: two hidden ReLU layers (each followed by dropout when ``dropout`` > 0,
+    as in Ganin et al., JMLR 2016) and one logit (target = 1). At ``dropout=0`` it is exactly the
+    module this strategy always built (same layers, same initialisation draws)."""
+    layers: list[nn.Module] = []
+    for n_in in (features, hidden):
+        layers += [nn.Linear(n_in, hidden), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(hidden, 1))
 
 
 class DANN(Strategy):
@@ -25,9 +39,14 @@ class DANN(Strategy):
     Config = DANNConfig
 
     def extra_modules(self, ctx):
-        h = self.params.hidden
-        return nn.ModuleDict({"discriminator": nn.Sequential(
-            nn.Linear(ctx.model.feature_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1))})
+        return nn.ModuleDict({"discriminator": discriminator(ctx.model.feature_dim, self.params.hidden,
+                                                             self.params.dropout)})
+
+    def notes(self, ctx):
+        p = self.params
+        drop = f", dropout {p.dropout:g}" if p.dropout else ""
+        return [f"dann: discriminator {ctx.model.feature_dim}-{p.hidden}-{p.hidden}-1 (ReLU{drop}); "
+                f"reversal coefficient {p.weight:g}·(2/(1+exp(-{p.gamma:g}p))-1)"]
 
     def coefficient(self, ctx) -> float:
         return self.params.weight * dann_lambda(ctx.progress, self.params.gamma)
