@@ -41,7 +41,7 @@ for column, preset in zip(columns, PRESETS.values()):
 # The buttons in a row of their own, so that they line up under cards of different lengths.
 for column, preset in zip(st.columns(len(PRESETS)), PRESETS.values()):
     column.button("Run this preset", key=K.preset(preset.name), type="primary", width="stretch",
-                  on_click=_runs.run_preset, args=(preset.name,), help=preset.title)
+                  on_click=_runs.run_preset, args=(preset.name,))
 if st.session_state.pop(K.GOTO_TRAIN, False):
     st.switch_page("pages/train.py")
 

@@ -244,3 +244,20 @@ def test_a_sweep_over_a_dataset_not_downloaded_points_to_the_data_page(tmp_path)
     assert "mnist and usps are not downloaded" in message and "Data page" in message, message
     assert at.button(key=K.nt_button("budget", "start")).disabled
     assert not any(data.iterdir())
+
+
+@pytest.mark.parametrize("experiment", K.EXPERIMENTS)
+def test_the_page_defaults_are_the_shipped_sweeps_and_show_at_once(experiment):
+    """Issue 12: the Negative-transfer page's default experiments ship precomputed
+    (tlcore/sweep_results, remade by ``python -m tlcore.sweeps.shipped``) and show at once,
+    labelled as shipped, with "Run it live" beside; nothing trains."""
+    from tlcore.sweeps.shipped import DEFAULT_SWEEPS, load_shipped
+
+    at = open_page(NT_PAGE, {K.NT_EXPERIMENT: experiment})
+    assert at.session_state[K.nt_state(experiment, "pending")] == DEFAULT_SWEEPS[experiment].to_dict()
+    shipped = load_shipped(experiment)
+    assert shipped is not None and shipped.rows, f"tlcore/sweep_results/{experiment}.json is missing"
+    assert "Shipped result" in texts(at)
+    assert at.button(key=K.nt_button(experiment, "live")).label == "Run it live"
+    assert any(f"chart.nt.{experiment}." in key for key in chart_keys(at))
+    assert RunStore().count_runs() == 0

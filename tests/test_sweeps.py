@@ -405,3 +405,24 @@ def test_cli_bad_input_is_one_line_and_exit_2(capsys, args, message):
     assert main(["sweep", *args, "--quiet", *FAST]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_shipped_result_made_for_other_defaults_is_refused(tmp_path, monkeypatch):
+    """tlcore.sweeps.shipped: the Negative-transfer page never shows a shipped figure for
+    settings other than the ones it was made with."""
+    import json as json_module
+
+    from tlcore.sweeps import shipped
+
+    doc = json_module.loads((shipped.SHIPPED_DIR / "budget.json").read_text())
+    assert shipped.load_shipped("budget").spec == shipped.DEFAULT_SWEEPS["budget"]
+    assert shipped.shipped_spec(shipped.DEFAULT_SWEEPS["budget"]) == "budget"
+    assert shipped.shipped_spec(shipped.DEFAULT_SWEEPS["budget"].__class__(
+        source="moons", target="moons:rotate=45")) is None
+    doc["spec"]["seeds"] = [0]
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path)
+    (tmp_path / "budget.json").write_text(json_module.dumps(doc))
+    with pytest.raises(TransferLabError, match="python -m tlcore.sweeps.shipped budget"):
+        shipped.load_shipped("budget")
+    with pytest.raises(UnknownNameError, match="valid experiments: budget, shift, source"):
+        shipped.shipped_path("nope")
