@@ -6,6 +6,7 @@ the phenomena themselves are checked in tests/test_lessons.py and tests/test_phe
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -123,6 +124,10 @@ def test_stop_ends_the_sweep_and_keeps_what_finished():
     settings = {**TINY_BUDGET, K.nt("budget", "epochs"): 400, K.nt("budget", "budgets"): "1, 2, 3"}
     at = open_page(NT_PAGE, settings)
     at.button(key=K.nt_button("budget", "start")).click().run()
+    # the sweep trains in a worker process: stop it once its first run has started
+    deadline = time.time() + 300
+    while not RunStore().list_runs(status="running") and time.time() < deadline:
+        time.sleep(0.1)
     at.button(key=K.nt_button("budget", "stop")).click().run()
     assert_clean(at)
     wait_for_jobs(30)
@@ -205,8 +210,8 @@ def test_a_refresh_reattaches_to_the_running_sweep_from_the_url():
     at.button(key=K.nt_button("budget", "start")).click().run()
     job_id = at.session_state[K.nt_state("budget", "job")]
     assert at.query_params.get("sweep") in ([job_id], job_id)
-    # a new session (a refresh, another tab) opened on that link shows the same sweep, live
-    again = open_page(NT_PAGE, settings, query={"sweep": job_id})
+    # a new session (a refresh: the URL keeps ?owner=) opened on that link shows the same sweep, live
+    again = open_page(NT_PAGE, settings, query={"sweep": job_id, "owner": at.session_state[K.OWNER]})
     assert again.session_state[K.nt_state("budget", "job")] == job_id
     assert any("Sweep:" in p.proto.text for p in again.get("progress")), "no live progress bar"
     again.button(key=K.nt_button("budget", "stop")).click().run()  # and can stop it

@@ -221,7 +221,8 @@ class RayExecutor:
         generator = task.remote(job.payload, actor, job.job_id, job.owner, str(job.store.path))
         return {"generator": generator, "actor": actor, "cancelled": False}
 
-    def watch(self, job, emit: Callable[[tuple], None], grace_s: float) -> str | None:
+    def watch(self, job, emit: Callable[[tuple], None], grace_s: float,
+              before_kill: Callable[[], None]) -> str | None:
         ray = self._init()
         handle = job.handle
         problem = None
@@ -238,7 +239,7 @@ class RayExecutor:
             return f"its Ray task did not stop within {grace_s:g} s of Stop and was cancelled"
         return problem
 
-    def cancel(self, job, now: bool = False) -> None:
+    def cancel(self, job, now: bool = False, before_kill: Callable[[], None] | None = None) -> None:
         """Ask the task to stop (the flag it polls); cancel it after the grace period, or ``now``."""
         ray = self._init()
         handle = job.handle
@@ -247,6 +248,8 @@ class RayExecutor:
         def force() -> None:
             if job.alive:
                 handle["cancelled"] = not now
+                if before_kill is not None:
+                    before_kill()
                 ray.cancel(handle["generator"], force=True)
 
         if now:

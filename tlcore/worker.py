@@ -41,7 +41,7 @@ from .owners import Actor, check_actor
 from .runs import ACTIVE_STATUSES, RunStore, register_live, unregister_live
 
 #: Seconds a running job has to stop on its own after Stop before its process is terminated.
-STOP_GRACE_S = 5.0
+STOP_GRACE_S = 10.0  # a fresh process's first optimiser step alone can take seconds on a busy machine
 #: Environment variables: jobs run at once; queued jobs one owner may have.
 SLOTS_ENV, MAX_QUEUED_ENV = "TRANSFER_LAB_SLOTS", "TRANSFER_LAB_MAX_QUEUED"
 #: Set to a Ray address (``auto``, ``ray://head:10001``; ``local`` starts a Ray on this machine) to
@@ -172,9 +172,12 @@ class LocalProcesses:
         sender.close()  # the child holds the only writing end: EOF when it ends
         return {"process": process, "conn": receiver, "stop": stop}
 
-    def watch(self, job: Job, emit: Callable[[tuple], None], grace_s: float) -> str | None:
+    def watch(self, job: Job, emit: Callable[[tuple], None], grace_s: float,
+              before_kill: Callable[[], None]) -> str | None:
         """Forward the job's messages to ``emit`` until its process ends; terminate it once a
-        stop has waited ``grace_s``. Returns why it ended abnormally, or None."""
+        stop has waited ``grace_s``, after ``before_kill()`` (which records its runs as stopped
+        while the process still lives, so no reader takes them for orphans first). Returns why
+        it ended abnormally, or None."""
         handle = job.handle
         process, conn = handle["process"], handle["conn"]
         terminated = False
@@ -189,6 +192,7 @@ class LocalProcesses:
                 break
             if (job.stop_requested_at is not None and not terminated and process.is_alive()
                     and time.time() - job.stop_requested_at > grace_s):
+                before_kill()
                 process.terminate()
                 terminated = True
             if not process.is_alive() and not conn.poll(0):
@@ -201,11 +205,13 @@ class LocalProcesses:
             return f"its worker process ended with exit code {process.exitcode}"
         return None
 
-    def cancel(self, job: Job, now: bool = False) -> None:
-        """Set the job's stop flag; ``now``: terminate its process at once (it has not started
-        training anything yet, so there is nothing to finish cleanly)."""
+    def cancel(self, job: Job, now: bool = False, before_kill: Callable[[], None] | None = None) -> None:
+        """Set the job's stop flag; ``now``: terminate its process at once, after ``before_kill()``
+        (it has not started training anything yet, so there is nothing to finish cleanly)."""
         job.handle["stop"].set()
         if now:
+            if before_kill is not None:
+                before_kill()
             job.handle["process"].terminate()
 
 
@@ -376,7 +382,8 @@ class Worker:
     def _watch(self, job: Job) -> None:
         problem = None
         try:
-            problem = self.executor.watch(job, lambda message: self._on_message(job, message), self.stop_grace_s)
+            problem = self.executor.watch(job, lambda message: self._on_message(job, message), self.stop_grace_s,
+                                          lambda: self._record_stopped(job))
         except Exception as exc:  # noqa: BLE001
             problem = f"watching its worker failed: {type(exc).__name__}: {exc}"
         with self._lock:
@@ -409,6 +416,17 @@ class Worker:
         job.handle = None
         self._changed.notify_all()
 
+    def _record_stopped(self, job: Job, reason: str = "stopped") -> None:
+        """Record the job's unfinished runs as stopped, before its process is terminated."""
+        for run_id in job.run_ids:
+            try:
+                record = job.store.get_run(run_id)
+                if record.status in ACTIVE_STATUSES:
+                    job.store.finish(run_id, "stopped", None, error=(
+                        "stopped before it started" if record.status == "queued" else reason))
+            except TransferLabError:
+                pass
+
     def _prune(self) -> None:
         """Forget all but the ``keep_finished`` most recently finished jobs (the process lives as
         long as the app; their runs stay in the store). Call with the lock held."""
@@ -439,7 +457,8 @@ class Worker:
             if job.stop_requested_at is None:
                 job.stop_requested_at = time.time()
             if job.handle is not None and job.payload is not None:
-                self.executor.cancel(job, now=not self._has_started_work(job))
+                self.executor.cancel(job, now=not self._has_started_work(job),
+                                     before_kill=lambda: self._record_stopped(job))
         if wait:
             self.wait(job_id, wait)
         return not self.is_alive(job_id)
