@@ -57,8 +57,11 @@ from pages import _policy, _state
 DOWNLOAD_POLL_S = 0.5
 LISTED = 5                   # example file names listed in a message
 STATE_WORDS = {"ok": "present", "extract": "in an archive that is present (extracted when loaded)",
-               "missing": "missing", "corrupt": "corrupt"}
-STATE_ICONS = {"ok": ":green[✔]", "extract": ":blue[⇩]", "missing": ":orange[✗]", "corrupt": ":red[⚠]"}
+               "missing": "missing", "corrupt": "corrupt",
+               "unverified": "checksum differs from torchvision's (its content is checked when loaded: it loads "
+                             "with a warning if well formed)"}
+STATE_ICONS = {"ok": ":green[✔]", "extract": ":blue[⇩]", "missing": ":orange[✗]", "corrupt": ":red[⚠]",
+               "unverified": ":orange[⚠]"}
 
 
 # --- data directory --------------------------------------------------------------------------------
@@ -160,7 +163,7 @@ def _status_lines(statuses: list[FileStatus], root: Path) -> list[str]:
     lines = []
     for s in statuses:
         line = f"- {STATE_ICONS[s.state]} `{_download_key(s, root)}` — {STATE_WORDS[s.state]}"
-        if s.state == "corrupt":
+        if s.state in ("corrupt", "unverified"):
             line += f": {s.detail}"
         lines.append(line)
     return lines
@@ -173,6 +176,9 @@ def status_summary(name: str, statuses: list[FileStatus]) -> str:
                 "and download again (the button below), or replace them with good copies.")
     if counts["missing"]:
         return f"**{name}**: {counts['missing']} of {len(statuses)} files missing."
+    if counts["unverified"]:
+        return (f"**{name}**: present; {counts['unverified']} of {len(statuses)} files differ from torchvision's "
+                "checksum: they load with a warning if their content is well formed, and are refused otherwise.")
     return f"**{name}**: complete ({len(statuses)} files" + \
         (f", {counts['extract']} still packed in their archive)." if counts["extract"] else ").")
 

@@ -106,6 +106,8 @@ _export.show_figure(_figures.class_balance_figure(pair.source.class_counts(), pa
 
 st.subheader("Preprocessing")
 st.markdown("\n".join(f"- {line}" for line in pair.describe()))
+for warning in pair.warnings():
+    st.warning(f"Data: {warning}", icon=":material/warning:")
 
 st.subheader("Domain gap before training")
 if pair.heterogeneous:

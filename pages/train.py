@@ -190,6 +190,8 @@ else:
             c.metric("Domain-discriminator accuracy", f"{rec.metrics['domain_accuracy']:.3f}")
         _ntg_view.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
         st.caption(_runs.data_path_note(rec.metrics))
+        for warning in rec.metrics.get("data_warnings") or []:
+            st.warning(f"Data: {warning}", icon=":material/warning:")
         _export.csv_download(_export.curves_frame(_runs.pull_events(rec.id)[0]), "Download the curves as CSV",
                              f"transfer-lab-run-{rec.id}-curves.csv", K.download("train", "curves"))
         st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",

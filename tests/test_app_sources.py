@@ -372,3 +372,15 @@ def test_apply_config_restores_a_folder_dataset_and_the_data_directory():
     assert at.session_state["roundtrip"] == ("folder:office/amazon:resize=32", "usps:invert", "/srv/datasets",
                                              "folder:office/amazon")
     assert at.session_state["kept"] == "/elsewhere"
+
+
+def test_a_file_whose_checksum_differs_is_listed_as_unverified_not_corrupt(tmp_path):
+    import bz2
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "usps.bz2").write_bytes(bz2.compress(b"1 1:0.5\n"))  # not torchvision's bytes
+    at = open_page("pages/data.py", {K.DATA_DIR: str(data), K.DOWNLOAD_DATASET: "usps"})
+    markdown = texts(at.markdown)
+    assert "`usps.bz2` — checksum differs from torchvision's" in markdown and "usps.bz2 is present but its MD5" in markdown
+    assert "`usps.t.bz2` — missing" in markdown and "files are corrupt" not in markdown

@@ -361,10 +361,16 @@ def test_truncated_archives_and_pickles_are_named(tmp_path, monkeypatch, writer,
 
 
 def test_the_real_checksums_reject_a_stand_in_file(tmp_path):
-    (tmp_path / "usps.bz2").write_bytes(bz2.compress(b"1 1:0.5\n"))
+    for name in ("usps.bz2", "usps.t.bz2"):
+        (tmp_path / name).write_bytes(bz2.compress(b"1 1:0.5\n"))
     statuses = {s.path.name: s for s in dataset_status("usps", tmp_path)}
-    assert statuses["usps.bz2"].state == "corrupt" and "ec16c51db3855ca6c91edd34d0e9b197" in statuses["usps.bz2"].detail
-    assert statuses["usps.t.bz2"].state == "missing"
+    assert statuses["usps.bz2"].state == "unverified"
+    assert "ec16c51db3855ca6c91edd34d0e9b197" in statuses["usps.bz2"].detail
+    with pytest.raises(DatasetUnavailableError, match="content was checked too: it could not be read"):
+        load_domain("usps", data_dir=tmp_path)
+    (tmp_path / "usps.t.bz2").unlink()
+    with pytest.raises(DatasetUnavailableError, match="corrupt or incomplete"):  # never overwritten by a download
+        load_domain("usps", data_dir=tmp_path)
 
 
 # --------------------------------------------------------------------------- downloading (served locally)
@@ -425,3 +431,70 @@ def test_cli_download_offline_is_one_clear_error(tmp_path, capsys):
     assert main(["download", "usps", "--data-dir", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: dataset 'usps'") and "usps.t.bz2" in err
+
+
+# --------------------------------------------------------------------------- checksums at load time
+def recompress(path: Path, keep: float = 1.0) -> None:
+    """Rewrite a bz2 file with the same content at another block size (other bytes, other MD5);
+    ``keep`` < 1 then cuts the new file short."""
+    data = bz2.compress(bz2.decompress(path.read_bytes()), compresslevel=1)
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_recompressed_usps_copy_loads_with_a_warning_that_the_run_records(tmp_path, monkeypatch, capsys):
+    from tlcore.cli import main
+    from tlcore.runs import RunStore
+
+    data_dir = tmp_path / "data"
+    written = write_usps(data_dir, monkeypatch)  # torchvision's MD5s now name these exact bytes
+    write_mnist(data_dir)
+    monkeypatch.setitem(tvd.EXPECTED_COUNTS, "usps", (N_TRAIN, N_TEST, (1, 16, 16)))  # the tiny files' sizes
+    recompress(data_dir / "usps.bz2")
+    statuses = {s.path.name: s.state for s in dataset_status("usps", data_dir)}
+    assert statuses == {"usps.bz2": "unverified", "usps.t.bz2": "ok"}
+
+    domain = load_domain("usps", data_dir=data_dir)
+    assert len(domain.y_train) == N_TRAIN and torch.equal(domain.y_train, torch.as_tensor(written["train"][1],
+                                                                                          dtype=torch.int64))
+    assert len(domain.warnings) == 1 and domain.warnings[0].startswith("usps.bz2: its MD5 checksum differs")
+
+    store = tmp_path / "runs.sqlite"
+    code = main(["run", "--source", "mnist", "--target", "usps", "--data-dir", str(data_dir), "--epochs", "1",
+                 "--batch-size", "16", "--device", "cpu", "--store", str(store), "--quiet", "--json",
+                 "--no-baseline"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    record = RunStore(store).get_run(json.loads(out)["run_id"])
+    assert record.metrics["data_warnings"] == [f"target: {domain.warnings[0]}"]
+    assert "data_warnings" not in record.config
+
+
+@pytest.mark.parametrize("keep, counts, words", [
+    (0.5, (N_TRAIN, N_TEST, (1, 16, 16)), "could not be read (EOFError"),  # truncated: does not decode
+    (1.0, None, "its train split holds 30 images and 30 labels, not the published 7291"),  # decodes, wrong size
+])
+def test_a_usps_copy_that_is_truncated_or_the_wrong_size_is_still_refused(tmp_path, monkeypatch, keep, counts,
+                                                                          words):
+    write_usps(tmp_path, monkeypatch)
+    if counts:
+        monkeypatch.setitem(tvd.EXPECTED_COUNTS, "usps", counts)
+    recompress(tmp_path / "usps.t.bz2", keep)
+    with pytest.raises(DatasetUnavailableError, match="corrupt or incomplete") as info:
+        load_domain("usps", data_dir=tmp_path)
+    message = str(info.value)
+    assert "usps.t.bz2 is present but its MD5 checksum" in message and words in message
+    assert (tmp_path / "usps.t.bz2").is_file(), "nothing deleted"
+
+
+def test_a_resaved_svhn_copy_loads_with_a_warning_despite_torchvisions_own_check(tmp_path, monkeypatch):
+    from scipy.io import loadmat, savemat
+
+    written = write_svhn(tmp_path, monkeypatch)
+    monkeypatch.setitem(tvd.EXPECTED_COUNTS, "svhn", (N_TRAIN, N_TEST, (3, 32, 32)))
+    path = tmp_path / "test_32x32.mat"
+    content = loadmat(path)
+    savemat(path, {"X": content["X"], "y": content["y"]}, do_compression=True)  # same arrays, other bytes
+    assert dataset_status("svhn", tmp_path)[1].state == "unverified"
+    domain = load_domain("svhn", data_dir=tmp_path)
+    assert torch.equal(domain.y_test, torch.as_tensor(written["test"][1], dtype=torch.int64))
+    assert [w.split(":")[0] for w in domain.warnings] == ["test_32x32.mat"]

@@ -73,7 +73,8 @@ def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
     pair's harmonisation (channels, size, class order), the label budget, whether the data was
     resident or streamed (``data_mode``: the mode actually used), the model's own input handling
     and, on a GPU, the batch size that fitted (``batch_size_fit``); and which weights the model
-    started from (pretrained backbones)."""
+    started from (pretrained backbones); and ``data_warnings`` about the data's files (a copy whose
+    checksum differs from the published one), when there are any."""
     lines = list(trainer.pair.describe())
     lines.append(trainer.data_note)
     lines.append(recipe_note(trainer.config))
@@ -89,6 +90,9 @@ def preprocessing_record(trainer: Trainer) -> dict[str, Any]:
     weights = getattr(trainer.model, "weights_note", None)
     if weights:
         record["model_weights"] = weights
+    warnings = trainer.pair.warnings()
+    if warnings:  # metrics, not config: a warning never changes the result key
+        record["data_warnings"] = warnings
     return record
 
 

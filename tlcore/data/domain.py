@@ -44,6 +44,9 @@ class Domain:
     class_names: one name per label index.
     description: steps in words, in the order they were applied
         (source data, shifts, preprocessing).
+    warnings: what the user should know about the data's files, in words (e.g. a file whose
+        checksum differs from the published one but whose content checked out); recorded with
+        the run as ``data_warnings`` and shown on Train.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Domain:
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     description: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -121,6 +125,10 @@ class DomainPair:
         """Whether source and target share no input space (different kinds or shapes): the
         model then takes target inputs only (see ``make_pair(..., heterogeneous=True)``)."""
         return self.source.kind != self.target.kind or self.source.input_shape != self.target.input_shape
+
+    def warnings(self) -> list[str]:
+        """Both domains' data warnings, each prefixed with its role (see :attr:`Domain.warnings`)."""
+        return [f"source: {w}" for w in self.source.warnings] + [f"target: {w}" for w in self.target.warnings]
 
     def describe(self) -> list[str]:
         """The whole preprocessing of the pair, in words."""

@@ -23,6 +23,15 @@ Getting the files:
   header against the file size). A present but corrupt or half-downloaded file
   raises :class:`~tlcore.errors.DatasetUnavailableError` naming it; it is never
   deleted or overwritten;
+* a file whose MD5 differs from torchvision's is ``unverified``, not refused
+  outright: a user's own good copy (say, USPS re-compressed) differs in its
+  bytes only. It is read, and loads when its content is well formed: it
+  decodes, with the published number of examples (:data:`EXPECTED_COUNTS`),
+  image shape and labels. The dataset then carries a warning
+  (:attr:`Domain.warnings`; recorded with a run as ``data_warnings`` and
+  shown on Train). A truncated or undecodable file is refused with the
+  corrupt-file message. (Downloads are still verified against torchvision's
+  MD5 before a file takes its name.);
 * missing files are fetched by the torchvision class itself (``download=True``),
   through :func:`tlcore.download.fetch_url`: each file arrives as ``NAME.part``
   and takes its name only once its length and torchvision's MD5 match, with a
@@ -80,7 +89,16 @@ MNISTM_SEED = 20160501  # fixed: like the published MNIST-M, the same images in 
 MNISTM_PHOTO_SCALES = (56, 112, 224)  # short side of the photographs that patches are cropped from
 BASE_CACHE_SIZE = 3
 
-FileState = Literal["ok", "extract", "missing", "corrupt"]
+FileState = Literal["ok", "extract", "missing", "corrupt", "unverified"]
+
+# The published size of each split and the image shape, (train, test, (C, H, W)): a file whose
+# checksum differs from torchvision's loads only when its content matches these.
+EXPECTED_COUNTS: dict[str, tuple[int, int, tuple[int, int, int]]] = {
+    "usps": (7291, 2007, (1, 16, 16)),
+    "svhn": (73257, 26032, (3, 32, 32)),
+    "cifar10": (50000, 10000, (3, 32, 32)),
+    "stl10": (5000, 8000, (3, 96, 96)),
+}
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
@@ -111,7 +129,8 @@ class ExpectedFile:
 @dataclass(frozen=True)
 class FileStatus:
     """What was found for one expected file: ``ok``, ``extract`` (a verified archive is there),
-    ``missing`` or ``corrupt`` (``detail`` says why and names the file)."""
+    ``missing``, ``corrupt``, or ``unverified`` (present, its MD5 differs from torchvision's: read
+    and checked for well-formed content at load time) (``detail`` says why and names the file)."""
 
     path: Path
     state: FileState
@@ -202,8 +221,9 @@ def _status(expected: ExpectedFile) -> FileStatus:
     path = expected.path
     if path.is_file():
         if expected.md5 is not None and file_md5(path) != expected.md5:
-            return FileStatus(path, "corrupt", f"{path} is present but its MD5 checksum {file_md5(path)} differs "
-                                               f"from torchvision's {expected.md5} (corrupt or half-downloaded)")
+            return FileStatus(path, "unverified",
+                              f"{path} is present but its MD5 checksum {file_md5(path)} differs from "
+                              f"torchvision's {expected.md5} (a different copy, or corrupt or half-downloaded)")
         problem = expected.validate(path) if expected.validate is not None else None
         return FileStatus(path, "corrupt", problem) if problem else FileStatus(path, "ok")
     archive = expected.archive
@@ -308,6 +328,7 @@ class Base:
     x_test: torch.Tensor
     y_test: torch.Tensor
     class_names: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -352,8 +373,12 @@ def _source(name: str) -> Source:
     return SOURCES[name]
 
 
-def _construct(source: Source, root: Path, split: str, download: bool):
+def _construct(source: Source, root: Path, split: str, download: bool, trust_files: bool = False):
+    """torchvision's dataset object for ``split``. ``trust_files`` skips torchvision's own MD5 check
+    on opening (SVHN, CIFAR-10, STL-10 check in ``__init__``): the caller checks the content instead."""
     cls = _tv(source.torchvision_class)
+    if trust_files and hasattr(cls, "_check_integrity"):
+        cls = type(cls.__name__, (cls,), {"_check_integrity": lambda self: True})
     if source.family in ("svhn", "stl"):
         return cls(str(root), split=split, download=download)
     return cls(str(root), train=(split == "train"), download=download)
@@ -373,13 +398,59 @@ def _as_tensors(dataset, family: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(dataset.data)), labels
 
 
-def _read_both_splits(source: Source, root: Path) -> tuple[tuple, tuple, tuple[str, ...] | None]:
-    """Check the files, download what is missing, read train and test through torchvision."""
+def _content_problem(name: str, splits: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str | None:
+    """Whether files read despite a checksum mismatch hold the published content: the number of
+    examples per split, the image shape and labels in range (see :data:`EXPECTED_COUNTS`)."""
+    if name not in EXPECTED_COUNTS:
+        return f"no published size to check {name}'s content against"
+    n_train, n_test, shape = EXPECTED_COUNTS[name]
+    for split, n in (("train", n_train), ("test", n_test)):
+        x, y = splits[split]
+        if tuple(x.shape[1:]) != shape:
+            return f"its {split} images are {'×'.join(map(str, x.shape[1:]))}, not {'×'.join(map(str, shape))}"
+        if len(x) != n or len(y) != n:
+            return f"its {split} split holds {len(x)} images and {len(y)} labels, not the published {n}"
+        if len(y) and (int(y.min()) < 0 or int(y.max()) > 9):
+            return f"its {split} labels run from {int(y.min())} to {int(y.max())}, outside 0–9"
+    return None
+
+
+def _read_unverified(source: Source, root: Path, unverified: list[FileStatus]):
+    """Read files whose MD5 differs from torchvision's; keep them only when their content is well formed."""
+    splits, classes = {}, None
+    try:
+        for split in ("train", "test"):
+            dataset = _construct(source, root, split, download=False, trust_files=True)
+            splits[split] = _as_tensors(dataset, source.family)
+            classes = getattr(dataset, "classes", None) or classes
+        problem = _content_problem(source.name, splits)
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, RuntimeError, pickle.UnpicklingError,
+            struct.error, NotImplementedError) as exc:
+        problem = f"it could not be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+    if problem:
+        raise DatasetUnavailableError(_corrupt_message(source.name, unverified)
+                                      + f"\nThe content was checked too: {problem}.") from None
+    counts = EXPECTED_COUNTS[source.name]
+    warnings = tuple(
+        f"{status.path.name}: its MD5 checksum differs from torchvision's, but its content checked out "
+        f"({counts[0]} train / {counts[1]} test examples, {'×'.join(map(str, counts[2]))}, labels 0–9); "
+        "loaded as a copy other than the published file"
+        for status in unverified)
+    return splits["train"], splits["test"], tuple(classes) if classes else None, warnings
+
+
+def _read_both_splits(source: Source, root: Path) -> tuple[tuple, tuple, tuple[str, ...] | None, tuple[str, ...]]:
+    """Check the files, download what is missing, read train and test through torchvision.
+
+    Returns train, test, the class names torchvision gives (or None) and warnings about the files."""
     statuses = dataset_status(source.name, root)
     corrupt = [status for status in statuses if status.state == "corrupt"]
-    if corrupt:
-        raise DatasetUnavailableError(_corrupt_message(source.name, corrupt))
-    fetch = any(status.state != "ok" for status in statuses)
+    unverified = [status for status in statuses if status.state == "unverified"]
+    fetch = any(status.state not in ("ok", "unverified") for status in statuses)
+    if corrupt or (unverified and fetch):  # a download would overwrite the unverified copy: not ours to replace
+        raise DatasetUnavailableError(_corrupt_message(source.name, corrupt + unverified))
+    if unverified:
+        return _read_unverified(source, root, unverified)
     splits, classes = {}, None
     try:
         with torchvision_downloads(download_checksums(source.name, root)) if fetch else contextlib.nullcontext():
@@ -405,7 +476,7 @@ def _read_both_splits(source: Source, root: Path) -> tuple[tuple, tuple, tuple[s
             f"dataset {source.name!r}: its files could not be parsed ({type(exc).__name__}: {exc}); "
             f"check or delete: {names}"
         ) from None
-    return splits["train"], splits["test"], tuple(classes) if classes else None
+    return splits["train"], splits["test"], tuple(classes) if classes else None, ()
 
 
 def _restrict(x: torch.Tensor, y: torch.Tensor, names: tuple[str, ...],
@@ -426,13 +497,13 @@ def _build_base(source: Source, root: Path, size: int | None) -> Base:
         mnist = load_base("mnist", root)
         return Base(mnistm_blend(mnist.x_train, derive_generator("mnistm", MNISTM_SEED, "train")), mnist.y_train,
                     mnistm_blend(mnist.x_test, derive_generator("mnistm", MNISTM_SEED, "test")), mnist.y_test,
-                    mnist.class_names)
-    (x_train, y_train), (x_test, y_test), classes = _read_both_splits(source, root)
+                    mnist.class_names, mnist.warnings)
+    (x_train, y_train), (x_test, y_test), classes, warnings = _read_both_splits(source, root)
     if source.family == "cifar":
         names = classes or ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
         x_train, y_train = _restrict(x_train, y_train, names, SHARED_OBJECT_CLASSES)
         x_test, y_test = _restrict(x_test, y_test, names, SHARED_OBJECT_CLASSES)
-        return Base(x_train, y_train, x_test, y_test, SHARED_OBJECT_CLASSES)
+        return Base(x_train, y_train, x_test, y_test, SHARED_OBJECT_CLASSES, warnings)
     if source.family == "stl":
         names = classes if classes and len(classes) == 10 else STL10_DEFAULT_CLASSES
         x_train, y_train = _restrict(x_train, y_train, names, SHARED_OBJECT_CLASSES)
@@ -440,12 +511,12 @@ def _build_base(source: Source, root: Path, size: int | None) -> Base:
         if size is not None and size != x_train.shape[-1]:
             check_resident_size(f"stl10:resize={size}", len(y_train) + len(y_test), (3, size, size))
             x_train, x_test = resize_images(x_train, (size, size)), resize_images(x_test, (size, size))
-        return Base(x_train, y_train, x_test, y_test, SHARED_OBJECT_CLASSES)
+        return Base(x_train, y_train, x_test, y_test, SHARED_OBJECT_CLASSES, warnings)
     if source.torchvision_class in ("MNIST", "USPS", "SVHN"):
         names = DIGIT_CLASSES
     else:  # Fashion-MNIST, KMNIST: torchvision's class names
         names = tuple(classes) if classes else tuple(str(i) for i in range(10))
-    return Base(x_train, y_train, x_test, y_test, names)
+    return Base(x_train, y_train, x_test, y_test, names, warnings)
 
 
 _cache: OrderedDict[tuple, Base] = OrderedDict()
@@ -618,7 +689,8 @@ def load_torchvision(name: str, seed: int, part: int | None = None, data_dir: st
     x_train, y_train = (base.x_train, base.y_train) if index is None else (base.x_train[index], base.y_train[index])
     steps[0] += part_words
     return Domain(name=name, kind="image", x_train=x_train, y_train=y_train, x_test=base.x_test,
-                  y_test=base.y_test, class_names=base.class_names, description=tuple(steps))
+                  y_test=base.y_test, class_names=base.class_names, description=tuple(steps),
+                  warnings=base.warnings)
 
 
 def loader_for(name: str) -> Callable[..., Domain]:
