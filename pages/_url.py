@@ -57,6 +57,8 @@ Rules
 URL names: ``seed``, ``source``, ``target``, ``source.rotate``, ``target.invert`` (a shift of a
 role), ``budget``, ``strategy``, ``dann.weight`` (a strategy's hyperparameter), ``epochs``,
 ``batch``, ``lr``, ``run``, ``projection``, ``by_class``, ``status``, ``strategies``, ``pair``.
+A dataset may be a whole spec string (``target=digits:noise=0.4``); a link that names a dataset
+starts from it unshifted (only the default target, ``moons``, defaults to its rotation).
 Codecs: ints and floats as decimal text (``30``, ``0.003``), bools as ``1``/``0`` (``true``,
 ``false``, ``yes``, ``no``, ``on``, ``off`` are read too), lists comma-separated, an empty
 optional number as an empty value.
@@ -74,6 +76,7 @@ from streamlit.errors import StreamlitAPIException
 from pages import _keys as K
 from pages import _policy, _state
 from tlcore.config import RunConfig, form_fields
+from tlcore.data import DATASETS, parse_spec
 from tlcore.data.folder import resolve_folder
 from tlcore.errors import ConfinementError, TransferLabError
 from tlcore.models import MODELS
@@ -161,7 +164,10 @@ class Field:
     giving it, :data:`NO_DEFAULT`, or (left out) the app's default for the key; ``choices``
     (a sequence, or a callable giving one; for a list, each element must be one), ``lo`` and
     ``hi`` (inclusive) and ``check`` (a value -> the reason it is invalid, or None) say which
-    values a link may set.
+    values a link may set. ``expand`` (a valid value from the URL -> ``{key: value}``) lets one
+    URL value set several settings: a dataset spec such as ``digits:noise=0.4`` sets the dataset
+    and its shifts; the keys it sets other than ``key`` also become the defaults of their own
+    fields for this link (a shift the link does not name takes the spec's value).
     """
 
     key: str
@@ -172,6 +178,7 @@ class Field:
     lo: float | None = None
     hi: float | None = None
     check: Callable[[Any], str | None] | None = None
+    expand: Callable[[Any], dict[str, Any]] | None = None
 
 
 _NAMES = {K.SEED: "seed", K.dataset("source"): "source", K.dataset("target"): "target", K.BUDGET: "budget",
@@ -196,21 +203,33 @@ def url_name(key: str) -> str:
 def _dataset_reason(choice: str) -> str | None:
     """Why ``choice`` cannot be a dataset of the Data page's select boxes (None when it can): one of
     the offered datasets, or a dataset with an argument such as ``folder:pets`` whose folder lies below
-    the server's data roots (a link must not read what the app may not; ``pages._policy``)."""
+    the server's data roots (a link must not read what the app may not; ``pages._policy``), or either
+    with shifts (a spec string such as ``digits:noise=0.4``, as the CLI takes)."""
     choices = _state.dataset_choices()
     if choice in choices:
         return None
-    name, argument = _state.split_choice(choice)
-    if argument is None:
+    try:
+        spec = parse_spec(choice)
+    except TransferLabError as exc:
+        if choice.partition(":")[0] in DATASETS:  # a known dataset with a bad shift: say which
+            return str(exc)
         return f"unknown dataset; choose one of {', '.join(choices)}"
-    if name == "folder":
+    if spec.dataset == "folder" and spec.argument is not None:
         try:
-            resolve_folder(argument, _state.data_dir_setting() or None, _policy.policy().roots)
+            resolve_folder(spec.argument, _state.data_dir_setting() or None, _policy.policy().roots)
         except ConfinementError as exc:
             return str(exc)
         except TransferLabError:
             return None  # e.g. no such folder (yet): the Data page explains it when it loads the pair
     return None
+
+
+def _dataset_field(role: str) -> Field:
+    """The dataset of ``role``: a name or a whole spec string; either sets the role's shifts too
+    (those the spec names, the others neutral), so that a link naming a dataset starts from that
+    dataset unshifted rather than from the default target's rotation."""
+    key = K.dataset(role)
+    return Field(key, check=_dataset_reason, expand=lambda spec: _state.spec_state(role, spec))
 
 
 def _run_field(name: str) -> Field:
@@ -221,8 +240,8 @@ def _run_field(name: str) -> Field:
 KNOWN: dict[str, Field] = {
     K.SEED: Field(K.SEED, lo=0, hi=2**31 - 1),
     K.BUDGET: Field(K.BUDGET, lo=0, hi=100),
-    K.dataset("source"): Field(K.dataset("source"), check=_dataset_reason),
-    K.dataset("target"): Field(K.dataset("target"), check=_dataset_reason),
+    K.dataset("source"): _dataset_field("source"),
+    K.dataset("target"): _dataset_field("target"),
     K.STRATEGY: Field(K.STRATEGY, choices=lambda: list(STRATEGIES)),
     K.EPOCHS: _run_field("epochs"),
     K.BATCH_SIZE: _run_field("batch_size"),
@@ -236,6 +255,16 @@ KNOWN: dict[str, Field] = {
 """Shared keys that a page may pass to :func:`sync` as plain strings."""
 
 
+def _shift_default(role: str, name: str) -> Any:
+    """The default of ``role``'s shift ``name``: the app's default spec's value while the role's
+    dataset is the default one (``moons:rotate=30`` for the target), else unshifted: another
+    dataset does not inherit the default target's rotation."""
+    if st.session_state.get(K.dataset(role)) == K.DEFAULTS[K.dataset(role)]:
+        return _state.spec_state(role, getattr(RunConfig(), role))[K.shift(role, name)]
+    c = _state.CONTROLS[name]
+    return c.neutral if c.neutral is None or isinstance(c.neutral, bool) else float(c.neutral)
+
+
 def shift_fields(role: str) -> list[Field]:
     """The shift controls that apply to ``role``'s current dataset (read from session state:
     pass ``lambda: shift_fields(role)`` after the dataset's key)."""
@@ -245,11 +274,13 @@ def shift_fields(role: str) -> list[Field]:
         if not _state.applies(c, kind):
             continue
         key = K.shift(role, c.name)
+        default = (lambda name=c.name: _shift_default(role, name))
         if isinstance(c.neutral, bool):
-            out.append(Field(key, codec=BOOL))
+            out.append(Field(key, codec=BOOL, default=default))
         else:
             lo, hi = _state.shift_range(c, kind)
-            out.append(Field(key, codec=OPTIONAL_FLOAT if c.neutral is None else FLOAT, lo=lo, hi=hi))
+            out.append(Field(key, codec=OPTIONAL_FLOAT if c.neutral is None else FLOAT, lo=lo, hi=hi,
+                             default=default))
     return out
 
 
@@ -302,8 +333,11 @@ class _Defaults:
 
     def __init__(self) -> None:
         self._app: dict[str, Any] | None = None
+        self.overrides: dict[str, Any] = {}  # set by a Field's expand (a spec's shifts)
 
     def get(self, f: Field) -> Any:
+        if f.key in self.overrides:
+            return self.overrides[f.key]
         if f.default is _LOOKUP:
             if self._app is None:
                 self._app = _state.default_state()
@@ -366,7 +400,7 @@ def _from_url(fields: Sequence, url: dict[str, str]) -> tuple[dict[str, Any], li
         name = f.name or url_name(f.key)
         used.add(name)
         default = defaults.get(f)
-        value = default
+        value, accepted = default, False
         if name in url:
             try:
                 decoded = _codec(f, default, state.get(f.key)).decode(url[name])
@@ -375,15 +409,20 @@ def _from_url(fields: Sequence, url: dict[str, str]) -> tuple[dict[str, Any], li
             else:
                 reason = _valid(f, decoded)
                 if reason is None:
-                    value = decoded
+                    value, accepted = decoded, True
                 else:
                     problems.append(f"`{name}={url[name]}`: {reason}")
         if value is NO_DEFAULT:
             return
-        try:
-            state[f.key] = value
-        except StreamlitAPIException:  # its widget is already drawn this run (the sidebar's seed)
-            deferred[f.key] = value
+        updates = {f.key: value}
+        if f.expand is not None and accepted:
+            updates = f.expand(value)
+            defaults.overrides.update({k: v for k, v in updates.items() if k != f.key})
+        for key, v in updates.items():
+            try:
+                state[key] = v
+            except StreamlitAPIException:  # its widget is already drawn this run (the sidebar's seed)
+                deferred[key] = v
 
     _walk(fields, visit)
     for name in url:

@@ -52,7 +52,36 @@ def test_a_data_link_sets_the_pair_and_the_sidebar_seed():
     assert at.session_state[K.SEED] == 3 and at.number_input(key=K.SEED).value == 3  # drawn before the page
     assert at.number_input(key=K.BUDGET).value == 2
     assert not warnings(at)
-    assert link(at) == "?seed=3&source=digits&target=digits&target.rotate=0&target.invert=1&budget=2"
+    assert link(at) == "?seed=3&source=digits&target=digits&target.invert=1&budget=2"
+
+
+def test_a_link_naming_a_dataset_starts_from_it_unshifted():
+    """The README's hand-written link: no target.rotate, yet the target must not inherit the default
+    moons target's rotate=30 (it did: digits:rotate=30,invert)."""
+    at = open_page("pages/data.py", query={"source": "digits", "target": "digits", "target.invert": "1",
+                                           "seed": "3"})
+    assert [c.value for c in at.code] == ["digits", "digits:invert"]
+    assert not warnings(at)
+    assert link(at) == "?seed=3&source=digits&target=digits&target.invert=1"
+    # The default target without a dataset in the link keeps its rotation.
+    at = open_page("pages/data.py", query={"seed": "3"})
+    assert [c.value for c in at.code] == ["moons", "moons:rotate=30"]
+
+
+def test_a_spec_string_in_a_link_sets_the_dataset_and_its_shifts():
+    """``target=digits:noise=0.4`` (the CLI's spec) is accepted, on Data and on Train."""
+    at = open_page("pages/train.py", query={"source": "digits", "target": "digits:noise=0.4"})
+    assert not warnings(at)
+    data_line = next(m.value for m in at.markdown if m.value.startswith("**Data:**"))
+    assert "`digits` → `digits:noise=0.4`" in data_line, data_line
+    assert at.session_state[K.shift("target", "noise")] == 0.4
+    assert query(at) == {"source": "digits", "target": "digits", "target.noise": "0.4"}
+    # A named shift beside the spec wins over the spec's value; a bad shift is named in the warning.
+    at = open_page("pages/data.py", query={"target": "moons:rotate=45", "target.rotate": "10"})
+    assert [c.value for c in at.code] == ["moons", "moons:rotate=10"]
+    at = open_page("pages/data.py", query={"target": "digits:wobble=3"})
+    assert any("target=digits:wobble=3" in w and "wobble" in w for w in warnings(at)), warnings(at)
+    assert [c.value for c in at.code] == ["moons", "moons:rotate=30"]
 
 
 def test_the_session_writes_only_non_default_settings_to_the_url():
