@@ -170,7 +170,9 @@ def embedding_figure(coords: np.ndarray, ins: RunInspection, by_class: bool, tit
             marker={"color": colour, "size": 7, "opacity": 0.65, "symbol": symbols, "line": {"width": 1.5}},
             hovertemplate="%{customdata[1]} #%{customdata[2]}<br>class %{customdata[3]}"
                           "<br>predicted %{customdata[4]}<extra></extra>"))
-    fig.update_layout(xaxis={"showticklabels": False}, yaxis={"showticklabels": False}, dragmode="select",
+    # No dragmode="select": with it, Streamlit's chart ignores clicks, and a click is how a point is
+    # picked. Dragging pans; the toolbar's box select selects a region.
+    fig.update_layout(xaxis={"showticklabels": False}, yaxis={"showticklabels": False},
                       clickmode="event+select")
     return layout(fig, title, height=440)
 

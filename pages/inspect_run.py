@@ -194,7 +194,8 @@ for column, (title, r, i) in zip(columns, sides):
         row = _figures.selected_row(event, fig)
         if row is not None:
             selected = (title, i, row)
-st.caption("Hover over a point for its domain, class and prediction; click (or box-select) one to see its input.")
+st.caption("Hover over a point for its domain, class and prediction; click one to see its input (or pick "
+           "**Box Select** in the chart's toolbar and drag a box).")
 if selected is not None:
     title, i, row = selected
     domain = pair.source if i.domain[row] == 0 else pair.target
