@@ -218,15 +218,25 @@ def rows_csv(rows: Sequence[dict]) -> bytes:
 
 
 # --- progress ------------------------------------------------------------------------------------------
-def job_progress(j: Job) -> tuple[float, str]:
+def job_progress(j: Job, result: SweepResult) -> tuple[float, str]:
+    """(fraction, text) of a sweep job's progress bar: the job's own progress while it runs; once
+    it has ended (done, stopped or failed), the fraction of ``result``'s planned runs stored, so a
+    stopped sweep does not show a full bar."""
     text = j.message or "starting…"
     if j.queued:
         return 0.0, _runs.queue_note(j.job_id) or "queued"
     if j.alive:
         return min(max(j.progress, 0.0), 1.0), f"{j.progress:.0%} · {text}"
+    fraction = stored_fraction(result)
     if j.error:
-        return 1.0, f"failed: {j.error.splitlines()[0]}"
-    return 1.0, text
+        return fraction, f"failed: {j.error.splitlines()[0]} · {completeness(result)}"
+    return fraction, f"{text} · {completeness(result)}"
+
+
+def stored_fraction(result: SweepResult) -> float:
+    """The share of the planned runs that are stored (1.0 for an empty plan)."""
+    planned = len(result.plan)
+    return min(1.0, len(result.rows) / planned) if planned else 1.0
 
 
 def completeness(result: SweepResult) -> str:

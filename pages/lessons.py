@@ -119,9 +119,9 @@ def draw(result, live: bool = False) -> None:
 @st.fragment(run_every=sw.SWEEP_INTERVAL_S)
 def live_view(job_id: str) -> None:
     j = sw.job(job_id)
-    fraction, text = sw.job_progress(j)
-    st.progress(fraction, text=f"Lesson sweep: {text}")
     result = sw.live_result(spec, job_id)
+    fraction, text = sw.job_progress(j, result)
+    st.progress(fraction, text=f"Lesson sweep: {text}")
     st.caption(sw.completeness(result) + " · bars fill in as runs finish")
     draw(result, live=True)
     if not j.alive:
@@ -141,13 +141,13 @@ elif loaded is not None and loaded[0] == name:
     claims(result)
     sw.result_outputs(result, "lesson", name)
 else:
+    with st.spinner("Reading the stored runs…"):
+        result = sw.stored_result(spec)
     if j is not None:
-        fraction, text = sw.job_progress(j)
+        fraction, text = sw.job_progress(j, result)
         st.progress(fraction, text=f"Last run of this lesson: {text}")
         if j.error:
             st.error(j.error)
-    with st.spinner("Reading the stored runs…"):
-        result = sw.stored_result(spec)
     if not result.rows:
         st.info("This lesson's runs are not in the run store yet: **Show the result** for the precomputed figure, "
                 "or **Run it live**.")

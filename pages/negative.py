@@ -270,9 +270,9 @@ def draw(result, exp: str, live: bool = False) -> None:
 @st.fragment(run_every=sw.SWEEP_INTERVAL_S)
 def live_view(exp: str, job_id: str, spec_dict: dict) -> None:
     j = sw.job(job_id)
-    fraction, text = sw.job_progress(j)
-    st.progress(fraction, text=f"Sweep: {text}")
     result = sw.live_result(spec_from_dict(spec_dict), job_id)
+    fraction, text = sw.job_progress(j, result)
+    st.progress(fraction, text=f"Sweep: {text}")
     st.caption(sw.completeness(result) + " · the curves fill in as runs finish")
     draw(result, exp, live=True)
     if not j.alive:
@@ -365,14 +365,14 @@ elif loaded_doc is not None:
     draw(result, experiment)
     sw.result_outputs(result, "nt", experiment)
 elif spec is not None:
-    if j is not None:
-        fraction, text = sw.job_progress(j)
-        st.progress(fraction, text=f"Last sweep: {text}")
-        if j.error:
-            st.error(j.error)
     finished = sw.job_result(job_id)
     with st.spinner("Reading the stored runs…"):
         result = finished if finished is not None and finished.spec == spec else sw.stored_result(spec)
+    if j is not None:
+        fraction, text = sw.job_progress(j, result)  # the bar shows the stored share, not a full bar
+        st.progress(fraction, text=f"Last sweep: {text}")
+        if j.error:
+            st.error(j.error)
     shipped = shipped_result(spec) if not result.rows and not getattr(result, "scores", ()) else None
     if shipped is not None:
         note, live = st.columns([4, 1], vertical_alignment="center")

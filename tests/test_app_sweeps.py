@@ -135,6 +135,12 @@ def test_stop_ends_the_sweep_and_keeps_what_finished():
     assert_clean(at)
     statuses = {r.status for r in RunStore().list_runs()}
     assert "stopped" in statuses and "running" not in statuses
+    # The "Last sweep" bar shows the share of planned runs stored, not a full bar.
+    bar = at.get("progress")[0]
+    stored = sum(r.status == "done" for r in RunStore().list_runs())
+    assert bar.proto.text.startswith("Last sweep: stopped"), bar.proto.text
+    assert f"{stored} of 6 planned runs stored" in bar.proto.text, bar.proto.text
+    assert bar.proto.value == round(100 * stored / 6), (bar.proto.value, stored)
 
 
 def test_rerun_a_point_opens_it_live_on_the_train_page():
