@@ -258,12 +258,16 @@ def per_class_figure(named: list[tuple[str, Sequence[float], str]], class_names:
 
 # --- comparison views ---------------------------------------------------------------------------------
 def strategy_figure(summaries, title: str, reference: float | None = None) -> go.Figure:
+    """Mean target accuracy per strategy with its spread; a bar that rests on a single run is
+    hatched and labelled "1 run" (it has no spread to show)."""
     names = [s.strategy for s in summaries]
     fig = go.Figure(go.Bar(
         x=names, y=[s.mean for s in summaries], marker_color=SOURCE_COLOUR,
+        marker_pattern_shape=["/" if s.runs == 1 else "" for s in summaries],
         error_y={"type": "data", "array": [0.0 if s.std is None else s.std for s in summaries],
                  "visible": any(s.std is not None for s in summaries)},
-        text=[f"{s.mean:.3f}" + (f" ± {s.std:.3f} (n={s.runs})" if s.std is not None else "") for s in summaries],
+        text=[f"{s.mean:.3f}" + (f" ± {s.std:.3f} (n={s.runs})" if s.std is not None else " (1 run)")
+              for s in summaries],
         textposition="outside", hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dash", line_color="#555",

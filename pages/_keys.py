@@ -89,6 +89,7 @@ def selection(run_id: str) -> str:
 STATUS_FILTER = "w.compare.status"
 STRATEGY_FILTER = "w.compare.strategies"
 PAIR_FILTER = "w.compare.pair"
+WITH_STOPPED = "w.compare.with_stopped"   # stopped runs count in the strategy means
 DELETE_ID = "w.compare.delete_id"
 DELETE_CONFIRM = "w.compare.delete_confirm"
 DELETE = "btn.compare.delete"
@@ -161,6 +162,7 @@ DEFAULTS: dict[str, object] = {
     STATUS_FILTER: ["done", "stopped"],
     PAIR_FILTER: ALL_PAIRS,
     DELETE_CONFIRM: False,
+    WITH_STOPPED: False,
     # Negative-transfer page: each default shows its phenomenon on the built-in data (measured over
     # 3 seeds: budget, finetune is ahead at k = 1 and below target_only beyond the noise from k = 10;
     # shift, source_only turns negative at 30 degrees, DANN at 60; source (1 seed), the permuted

@@ -44,7 +44,8 @@ _url.sync([K.STATUS_FILTER,
                       check=lambda names: next((f"no stored run uses {n!r}" for n in names
                                                 if n not in strategies_present), None)),
            _url.Field(K.PAIR_FILTER, check=lambda p: None if p in [K.ALL_PAIRS] + pairs
-                      else "no stored run has this pair")])
+                      else "no stored run has this pair"),
+           _url.Field(K.WITH_STOPPED, name="with_stopped")])
 
 a, b, c = st.columns([2, 3, 3])
 a.multiselect("Status", list(LISTED_STATUSES), key=K.STATUS_FILTER)
@@ -66,7 +67,16 @@ for r in [r for r in chosen if r.status == UNREADABLE][:5]:
     st.warning(f"Run {r.id} cannot be read: {r.error}", icon=":material/report:")
 
 # --- by strategy, one chart per pair --------------------------------------------------------------
-finished = [r for r in chosen if r.status in ("done", "stopped")]
+# A stopped run did not train to the end: it would pull its strategy's mean towards an unfinished
+# model, so it counts only when asked.
+st.toggle("Count stopped runs in the means", key=K.WITH_STOPPED,
+          help="Off: the charts and the NTG table use runs that trained to the end (status done); the table "
+               "above still lists stopped runs.")
+counted = ("done", "stopped") if state[K.WITH_STOPPED] else ("done",)
+finished = [r for r in chosen if r.status in counted]
+left_out = sum(r.status == "stopped" for r in chosen) if not state[K.WITH_STOPPED] else 0
+if left_out:
+    st.caption(f"{left_out} stopped run(s) left out of the means below (they did not train to the end).")
 groups = {}
 for r in finished:
     groups.setdefault(pair_of(r), []).append(r)
@@ -81,6 +91,8 @@ for name, members in list(groups.items())[:6]:
     with left:
         st.markdown("**Target accuracy by strategy** (mean ± std over seeds)")
         _export.show_figure(_figures.strategy_figure(summaries, None, reference), K.chart("compare", f"acc.{name}"))
+        if any(s.runs == 1 for s in summaries):
+            st.caption("Hatched bars rest on a single run: no spread, so no error bar; run more seeds to compare.")
     if any(s.ntg_mean is not None for s in summaries):
         with right:
             st.markdown("**Negative-transfer gap vs target_only** (positive = negative transfer)")

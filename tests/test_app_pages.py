@@ -362,6 +362,30 @@ def test_inspect_page_shows_coupling_lines_and_rkd_distance_matrices():
 
 
 # --- Compare --------------------------------------------------------------------------------------
+def test_compare_leaves_stopped_runs_out_of_the_means_unless_asked_and_marks_single_runs():
+    """A DANN run stopped early must not be drawn as the "dann" bar (issue 12, item 8)."""
+    store = RunStore()
+    fake_run(store, "dann", 0, 0.80)
+    fake_run(store, "dann", 1, 0.90)
+    stopped = fake_run(store, "dann", 2, 0.30)
+    store.set_status(stopped, "stopped")
+    fake_run(store, "source_only", 0, 0.60)
+    at = open_page("pages/compare.py")
+    assert len(at.dataframe[0].value) == 4  # the table still lists the stopped run
+
+    def bars(at) -> dict:
+        chart = next(c for c in at.get("plotly_chart") if "chart.compare.acc." in c.proto.id)
+        bar = json.loads(chart.proto.spec)["data"][0]
+        return {x: (y, t, p) for x, y, t, p in zip(bar["x"], bar["y"], bar["text"], bar["marker"]["pattern"]["shape"])}
+
+    shown = bars(at)
+    assert shown["dann"][0] == pytest.approx(0.85) and "n=2" in shown["dann"][1] and shown["dann"][2] == ""
+    assert "1 run" in shown["source_only"][1] and shown["source_only"][2] == "/"  # a single run is marked
+    assert any("1 stopped run(s) left out" in c.value for c in at.caption)
+    at.toggle(key=K.WITH_STOPPED).set_value(True).run()
+    assert bars(at)["dann"][0] == pytest.approx(2.0 / 3) and "n=3" in bars(at)["dann"][1]
+
+
 def test_compare_page_summarises_strategies_exports_and_deletes():
     store = RunStore()
     fake_run(store, "target_only", 0, 0.60)
