@@ -20,7 +20,8 @@ from tlcore.strategies import STRATEGIES
 
 
 def query(at) -> dict[str, str]:
-    return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    """The URL's settings (without ``owner``: the session's anonymous id, never a setting)."""
+    return {k: (v[-1] if isinstance(v, list) else v) for k, v in at.query_params.items() if k != "owner"}
 
 
 def warnings(at) -> list[str]:
