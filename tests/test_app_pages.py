@@ -266,6 +266,13 @@ def test_train_page_shows_the_ntg_of_a_run_with_a_target_budget():
     assert any("NTG" in m.value for m in at.markdown)
 
 
+def test_train_page_shows_the_data_warnings_a_run_recorded():
+    words = "usps.bz2: its MD5 checksum differs from torchvision's, but its content checked out"
+    run_id = fake_run(RunStore(), "source_only", 0, 0.7, data_warnings=[f"target: {words}"])
+    at = open_page("pages/train.py", query={"run": run_id})
+    assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
+
+
 def test_a_start_error_is_shown_not_raised():
     at = open_page("pages/train.py", {K.dataset("target"): "digits"})
     at.button(key=K.START).click().run()
