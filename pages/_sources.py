@@ -112,7 +112,10 @@ def start_download(name: str, data_dir: str) -> str:
                 job.message = (f"Stopped. A file that was arriving was removed; files that had arrived "
                                f"complete and verified stay in {root}.")
                 return
-            job.message = f"{name} is complete in {root}: {len(statuses)} files verified."
+            other = sum(s.state == "unverified" for s in statuses)
+            job.message = (f"{name} is complete in {root}: {len(statuses) - other} files verified"
+                           + (f", {other} differ from torchvision's checksum but their content checked out "
+                              "(loaded with a warning)." if other else "."))
 
         worker.start_job("download", work, job_id)
     st.session_state[K.DOWNLOAD_JOB] = {"id": job_id, "dataset": name, "data_dir": str(root)}

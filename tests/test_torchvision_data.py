@@ -468,6 +468,9 @@ def test_a_recompressed_usps_copy_loads_with_a_warning_that_the_run_records(tmp_
     assert record.metrics["data_warnings"] == [f"target: {domain.warnings[0]}"]
     assert "data_warnings" not in record.config
 
+    assert main(["download", "usps", "--data-dir", str(data_dir), "--quiet"]) == 0
+    assert "usps: 1 file(s) verified" in capsys.readouterr().out  # the other one: checksum differs, content checked
+
 
 @pytest.mark.parametrize("keep, counts, words", [
     (0.5, (N_TRAIN, N_TEST, (1, 16, 16)), "could not be read (EOFError"),  # truncated: does not decode

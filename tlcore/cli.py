@@ -79,7 +79,10 @@ def _cmd_download(args) -> int:
     names = list(SOURCES) if args.names == ["all"] else args.names
     for name in names:
         statuses = download_dataset(name, args.data_dir or None, progress=None if args.quiet else DownloadBar())
-        print(f"{name}: {len(statuses)} file(s) verified in {resolve_data_dir(args.data_dir or None)}")
+        other = sum(status.state == "unverified" for status in statuses)
+        print(f"{name}: {len(statuses) - other} file(s) verified in {resolve_data_dir(args.data_dir or None)}"
+              + (f"; {other} differ from torchvision's checksum but their content checked out (loaded with a "
+                 "warning)" if other else ""))
     return 0
 
 
