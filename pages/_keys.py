@@ -75,6 +75,8 @@ def preset(name: str) -> str:
 
 # --- Inspect page ------------------------------------------------------------------------------
 INSPECT_RUN = "w.inspect.run"
+INSPECT_FALLBACK = "s.inspect.fallback"   # the run shown because a link's run was not found (no auto baseline)
+INSPECT_TRAIN_BASE = "btn.inspect.train_baseline"
 BY_CLASS = "w.inspect.by_class"
 PROJECTION = "w.inspect.projection"  # "UMAP" or "PCA"
 BASELINE_START = "btn.inspect.baseline"

@@ -28,6 +28,9 @@ if not runs:
 by_id = {r.id: r for r in runs}
 if state.get(K.INSPECT_RUN) not in by_id:
     state[K.INSPECT_RUN] = runs[0].id
+url_run = st.query_params.get("run")
+if url_run and url_run not in by_id:  # a link to a run that is not here: show the newest, train nothing
+    state[K.INSPECT_FALLBACK] = (url_run, runs[0].id)
 # The run, the projection and the colouring live in the URL (a shareable link).
 _url.sync([_url.Field(K.INSPECT_RUN, codec=_url.STR, default=_url.NO_DEFAULT,
                       check=lambda i: None if i in by_id else "no finished run with this id in the run store"),
@@ -98,6 +101,16 @@ else:
             queued = [r for r in run_store.list_runs(status=ACTIVE_STATUSES)
                       if r.tags.get("inspect_baseline_of") == rec.id]
             running = queued[0] if queued else None
+        fallback = state.get(K.INSPECT_FALLBACK)
+        if running is None and fallback is not None and fallback[1] == rec.id:
+            # Shown in place of a run the link named: say so, and train its baseline only when asked.
+            st.warning(f"Run `{fallback[0]}` was not found in the run store: showing the newest run, `{rec.id}`, "
+                       "instead. Its source_only baseline is not trained yet.", icon=":material/search_off:")
+            if not st.button("Train the source_only baseline", key=K.INSPECT_TRAIN_BASE,
+                             icon=":material/play_arrow:"):
+                running = False
+            else:
+                state.pop(K.INSPECT_FALLBACK, None)
         if running is None:
             try:
                 _policy.admit(source_only_config(config))
@@ -106,7 +119,7 @@ else:
                 running = run_store.get_run(base_id)
             except TransferLabError as exc:
                 st.error(f"The source_only baseline cannot be trained: {exc}")
-        if running is not None:
+        if running:
             training_baseline = running.id
 
 try:

@@ -110,7 +110,7 @@ def test_a_preset_fills_the_pages_and_starts_a_run():
     # the Data page now builds the preset's pair
     at.switch_page("pages/data.py").run()
     assert_clean(at)
-    assert [c.value for c in at.code] == ["moons", "moons:rotate=35"]
+    assert [c.value for c in at.code] == ["moons", "moons:rotate=45"]
     wait_for_jobs()
     strategies = sorted(r.strategy for r in RunStore().list_runs())
     assert strategies == ["dann", "source_only"]  # the preset's run and the one it is compared with
@@ -337,6 +337,23 @@ def test_inspect_page_trains_a_missing_baseline_in_the_background():
     assert_clean(at)
     assert [m.label for m in at.metric].count("MMD² (features)") == 2
     assert len([r for r in RunStore().list_runs() if r.strategy == "source_only"]) == 1  # not started twice
+
+
+def test_an_inspect_link_to_a_missing_run_falls_back_without_training():
+    """``/inspect?run=doesnotexist`` quietly started a 30-epoch baseline for the newest run (issue 12,
+    item 10): it must say the run was not found and train only when asked."""
+    newest = finished_run()
+    at = open_page("pages/inspect_run.py", query={"run": "doesnotexist"})
+    assert at.session_state[K.INSPECT_RUN] == newest
+    assert any("`doesnotexist` was not found" in w.value for w in at.warning), [w.value for w in at.warning]
+    at.run()  # a rerun (the URL now names the newest run) still trains nothing
+    assert_clean(at)
+    assert not [r for r in RunStore().list_runs() if r.strategy == "source_only"]
+    at.button(key=K.INSPECT_TRAIN_BASE).click().run()
+    assert_clean(at)
+    baselines = [r for r in RunStore().list_runs() if r.tags.get("inspect_baseline_of") == newest]
+    assert len(baselines) == 1 and baselines[0].strategy == "source_only"
+    wait_for_jobs()
 
 
 def test_inspect_page_shows_importance_weights_of_images():
