@@ -102,7 +102,7 @@ def test_a_preset_fills_the_pages_and_starts_a_run():
     state = at.session_state
     assert state[K.STRATEGY] == "dann" and state[K.EPOCHS] == 40
     assert state[K.dataset("source")] == "moons" and state[K.dataset("target")] == "moons"
-    assert state[K.shift("target", "rotate")] == 35.0
+    assert state[K.shift("target", "rotate")] == 45.0
     run_id = state[K.RUN_ID]
     assert at.query_params["run"] == [run_id] or at.query_params["run"] == run_id
     # the Train page is shown, attached to the preset's run
