@@ -20,11 +20,17 @@ from .data.domain import as_float
 
 
 @torch.no_grad()
-def extract_features(model, x: torch.Tensor, batch_size: int = 1024, device: torch.device | str = "cpu") -> np.ndarray:
+def extract_features(model, x: torch.Tensor, batch_size: int | None = None,
+                     device: torch.device | str = "cpu") -> np.ndarray:
     """Penultimate-layer features of ``model`` for inputs ``x`` (eval mode), as float32 numpy.
 
     ``x`` is a tensor or a streamed domain's :class:`~tlcore.data.lazy.LazyImages`,
-    which is decoded ``batch_size`` rows at a time."""
+    which is decoded ``batch_size`` rows at a time; by default as many rows (up to 1024) as fit
+    :data:`tlcore.memory.EVAL_MEMORY_BUDGET` by the model's measured footprint per row."""
+    if batch_size is None:
+        from .memory import eval_rows
+
+        batch_size = eval_rows(model, tuple(x.shape[1:])) if len(x) else 1
     was_training = model.training
     model.eval()
     out = []

@@ -173,3 +173,8 @@ class PermissionDeniedError(TransferLabError, PermissionError):
 
 class QueueFullError(TransferLabError):
     """A user already has as many jobs waiting in the queue as they may (``TRANSFER_LAB_MAX_QUEUED``)."""
+
+
+class ResourceError(TransferLabError, MemoryError):
+    """A run whose estimated memory peak exceeds the memory available; the message names both
+    figures and the settings that lower the estimate."""

@@ -42,6 +42,7 @@ import torch.utils.data
 from torch import nn
 
 from . import events as ev
+from . import memory
 from .config import RunConfig, from_mapping
 from .data.domain import DomainPair, as_float
 from .data.lazy import is_lazy, take_rows
@@ -52,7 +53,8 @@ from .strategies import STRATEGIES
 from .strategies.base import Context, Phase, Stream, StreamData, Strategy  # noqa: F401 (re-exported)
 
 EVAL_MMD_POINTS = 128
-EVAL_BATCH_SIZE = 1024         # rows per forward pass when evaluating resident data
+EVAL_BATCH_SIZE = 1024         # at most this many rows per evaluation forward pass (fewer within
+                               # tlcore.memory.EVAL_MEMORY_BUDGET for large inputs: Trainer.eval_rows)
 STREAM_EVAL_BATCH_SIZE = 256   # rows per DataLoader item when evaluating streamed data (one worker decodes them)
 _init_lock = threading.Lock()  # model init draws from torch's global RNG
 
@@ -97,8 +99,8 @@ class ResidentBatches:
 
     mode = "resident"
 
-    def __init__(self, data: dict[str, StreamData], device: torch.device):
-        self.data, self.device = data, device
+    def __init__(self, data: dict[str, StreamData], device: torch.device, eval_rows: int = EVAL_BATCH_SIZE):
+        self.data, self.device, self.eval_rows = data, device, eval_rows
 
     def steps(self, streams: tuple[str, ...], count: int, batch_size: int,
               generator: torch.Generator) -> Iterator[dict[str, Stream]]:
@@ -110,8 +112,8 @@ class ResidentBatches:
     def inputs(self, name: str) -> Iterator[torch.Tensor]:
         """Every input of stream ``name`` in row order, as float chunks on the device."""
         x = self.data[name].x
-        for start in range(0, len(x), EVAL_BATCH_SIZE):
-            yield as_float(x[start:start + EVAL_BATCH_SIZE])
+        for start in range(0, len(x), self.eval_rows):
+            yield as_float(x[start:start + self.eval_rows])
 
     def close(self) -> None:
         """Nothing to release."""
@@ -168,8 +170,10 @@ class LoaderBatches:
 
     mode = "stream"
 
-    def __init__(self, data: dict[str, StreamData], device: torch.device, workers: int, seed: int):
+    def __init__(self, data: dict[str, StreamData], device: torch.device, workers: int, seed: int,
+                 eval_rows: int = STREAM_EVAL_BATCH_SIZE):
         self.data, self.device, self.workers, self.seed = data, device, workers, seed
+        self.eval_rows = min(eval_rows, STREAM_EVAL_BATCH_SIZE)
         self.dataset = _StreamDataset({n: (d.x if is_lazy(d.x) else d.x.cpu(), d.y.cpu()) for n, d in data.items()})
         self._open()
 
@@ -198,8 +202,8 @@ class LoaderBatches:
     def inputs(self, name: str) -> Iterator[torch.Tensor]:
         """Every input of stream ``name`` in row order, as float chunks on the device."""
         n = len(self.data[name])
-        self._eval_keys.keys = iter([("eval", name, start, min(start + STREAM_EVAL_BATCH_SIZE, n))
-                                     for start in range(0, n, STREAM_EVAL_BATCH_SIZE)])
+        self._eval_keys.keys = iter([("eval", name, start, min(start + self.eval_rows, n))
+                                     for start in range(0, n, self.eval_rows)])
         for x in self.eval_loader:
             yield as_float(self._to_device(x))
 
@@ -230,7 +234,10 @@ class Trainer:
     :meth:`artifacts` hold what the run produced.
     """
 
-    def __init__(self, config: RunConfig, pair: DomainPair | None = None):
+    def __init__(self, config: RunConfig, pair: DomainPair | None = None, available_memory: int | None = None):
+        """``available_memory``: bytes the run may use (default: the system's ``MemAvailable``); a run on
+        the CPU whose estimated peak (:func:`tlcore.memory.estimate_run_peak`) exceeds it raises
+        :class:`~tlcore.errors.ResourceError` here, before any training."""
         from .data import make_pair
 
         self.config = resolved_config(config)
@@ -273,8 +280,17 @@ class Trainer:
         n_max = max(len(self.pair.source.y_train), len(self.pair.target.y_train))
         self.ctx.steps_per_epoch = math.ceil(n_max / self.config.batch_size)
         self.ctx.total_steps = config.epochs * self.ctx.steps_per_epoch
-        self.batches = ResidentBatches(data, self.device) if self.data_mode == "resident" else \
-            LoaderBatches(data, self.device, config.loader_workers, config.seed)
+        self.per_row_bytes = memory.activation_bytes_per_row(self.model, self.pair.target.input_shape)
+        self.eval_rows = memory.rows_for_budget(memory.EVAL_MEMORY_BUDGET, self.per_row_bytes, EVAL_BATCH_SIZE)
+        width = max(len(p.streams) for p in self.phases)
+        self.peak_estimate = memory.estimate_run_peak(
+            _resident_bytes(data) if self.data_mode == "resident" else 0, self.per_row_bytes,
+            width * self.config.batch_size, self.eval_rows)
+        if self.device.type == "cpu":  # on a GPU the data and activations live in device memory
+            memory.check_fits(self.peak_estimate,
+                              memory.memory_available() if available_memory is None else available_memory)
+        self.batches = ResidentBatches(data, self.device, self.eval_rows) if self.data_mode == "resident" else \
+            LoaderBatches(data, self.device, config.loader_workers, config.seed, self.eval_rows)
         self.ctx.batches = self.batches
         self.threads = config.threads or auto_threads(self.device)
 
@@ -516,6 +532,16 @@ class Trainer:
                             weights={k: float(weights.get(k, 1.0)) for k in terms},
                             extras=self.strategy.step_extras(self.ctx), elapsed_s=now - t0,
                             examples_per_s=examples / max(now - last_log_t, 1e-9))
+
+
+def _resident_bytes(data: dict[str, StreamData]) -> int:
+    """Bytes of the distinct tensors (inputs and labels) that ``data``'s streams hold."""
+    seen: dict[int, int] = {}
+    for d in data.values():
+        for t in (d.x, d.y):
+            if isinstance(t, torch.Tensor):
+                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return sum(seen.values())
 
 
 def _eval_feature_mmd2(fs: torch.Tensor, ft: torch.Tensor) -> float:
