@@ -43,6 +43,9 @@ EPOCHS = "w.train.epochs"
 BATCH_SIZE = "w.train.batch_size"
 LR = "w.train.lr"
 MODEL = "w.train.model"             # "auto" or a tlcore.models.MODELS name (backbones for images)
+OPTIMIZER = "w.train.optimizer"     # the optimisation recipe: RunConfig.optimizer, lr_schedule, momentum
+LR_SCHEDULE = "w.train.lr_schedule"
+MOMENTUM = "w.train.momentum"
 START = "btn.train.start"
 STOP = "btn.train.stop"
 RUN_ID = "s.train.run_id"           # the run the Train page shows (also ?run= in the URL)
@@ -159,6 +162,9 @@ DEFAULTS: dict[str, object] = {
     BATCH_SIZE: _RUN.batch_size,
     LR: _RUN.lr,
     MODEL: _RUN.model,
+    OPTIMIZER: _RUN.optimizer,
+    LR_SCHEDULE: _RUN.lr_schedule,
+    MOMENTUM: _RUN.momentum,
     BY_CLASS: False,
     PROJECTION: PROJECTIONS[0],
     STATUS_FILTER: ["done", "stopped"],

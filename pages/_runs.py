@@ -111,6 +111,13 @@ def data_path_note(metrics: dict) -> str:
     return words[:1].upper() + words[1:]
 
 
+def recipe_line(metrics: dict) -> str | None:
+    """The run's optimisation recipe as its record states it (the ``recipe:`` line of
+    ``tlcore.api.preprocessing_record``), or None for a run recorded before recipes were."""
+    lines = metrics.get("preprocessing") or []
+    return next((line for line in lines if isinstance(line, str) and line.startswith("recipe:")), None)
+
+
 def model_choices(kind: str) -> list[str]:
     """``auto`` and the models that take ``kind`` ("vector" or "image") inputs."""
     return ["auto", *models_for(kind)]

@@ -208,7 +208,8 @@ def config_from_state() -> RunConfig:
     return RunConfig(source=spec_from_state("source"), target=spec_from_state("target"), strategy=strategy,
                      params=params_from_state(strategy), target_labels=int(state[K.BUDGET]),
                      epochs=int(state[K.EPOCHS]), batch_size=int(state[K.BATCH_SIZE]), lr=float(state[K.LR]),
-                     model=state.get(K.MODEL, "auto"),
+                     model=state.get(K.MODEL, "auto"), optimizer=state.get(K.OPTIMIZER, "adam"),
+                     lr_schedule=state.get(K.LR_SCHEDULE, "constant"), momentum=float(state.get(K.MOMENTUM, 0.9)),
                      seed=seed(), data_dir=data_dir_setting())
 
 
@@ -222,7 +223,8 @@ def apply_config(config: RunConfig) -> None:
                **param_state(config.strategy, config.params),
                K.STRATEGY: config.strategy, K.BUDGET: config.target_labels, K.EPOCHS: config.epochs,
                K.BATCH_SIZE: config.batch_size, K.LR: float(config.lr), K.SEED: config.seed,
-               K.MODEL: config.model}
+               K.MODEL: config.model, K.OPTIMIZER: config.optimizer, K.LR_SCHEDULE: config.lr_schedule,
+               K.MOMENTUM: float(config.momentum)}
     if config.data_dir or not all(DATASETS[parse_spec(s).dataset].builtin for s in (config.source, config.target)):
         updates[K.DATA_DIR] = config.data_dir
     for key, value in updates.items():

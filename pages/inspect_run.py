@@ -44,6 +44,8 @@ except TransferLabError as exc:
     st.error(f"This run's data cannot be read from the app on this server: {exc}")
     st.stop()
 _ntg_view.ntg_badge(rec.metrics, ntg_over_seeds(rec, run_store))
+if _runs.recipe_line(rec.metrics):
+    st.caption(_runs.recipe_line(rec.metrics).replace("recipe:", "Recipe:", 1))
 
 # --- relations (gromov's coupling, rkd's distance matrices) -------------------------------------------
 if rec.strategy in RELATION_STRATEGIES:

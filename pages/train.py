@@ -62,6 +62,13 @@ with st.expander("Strategy, hyperparameters and schedule", expanded=not active):
             _state.field_widget(run_fields["batch_size"], K.BATCH_SIZE, "Batch size", step=8)
             st.number_input("Target labels per class", min_value=0, max_value=100, step=1, key=K.BUDGET,
                             help=run_fields["target_labels"].help)
+        c, d, e = st.columns(3)
+        with c:
+            _state.field_widget(run_fields["optimizer"], K.OPTIMIZER, "Optimiser")
+        with d:
+            _state.field_widget(run_fields["lr_schedule"], K.LR_SCHEDULE, "LR schedule")
+        with e:
+            _state.field_widget(run_fields["momentum"], K.MOMENTUM, "Momentum (sgd)")
         kind = _state.dataset_info(state[K.dataset("source")]).kind
         models = _runs.model_choices(kind)
         if state.get(K.MODEL) not in models:  # e.g. resnet18 kept from image data, now on moons
@@ -93,7 +100,8 @@ go_col.button("Start", key=K.START, type="primary", icon=":material/play_arrow:"
               on_click=_runs.start_from_state, help=labels_needed, width="stretch")
 stop_col.button("Stop", key=K.STOP, icon=":material/stop:", disabled=not active, on_click=_runs.stop_attached,
                 width="stretch")
-summary_col.caption(f"{strategy} · {state[K.MODEL]} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} · "
+summary_col.caption(f"{strategy} · {state[K.MODEL]} · {state[K.EPOCHS]} epochs · batch {state[K.BATCH_SIZE]} · lr {state[K.LR]:g} "
+                    f"({state[K.OPTIMIZER]}, {state[K.LR_SCHEDULE]}) · "
                     f"{state[K.BUDGET]} target labels/class")
 if state.get(K.TRAIN_ERROR):
     st.error(state[K.TRAIN_ERROR])
@@ -192,6 +200,9 @@ else:
         st.caption(_runs.data_path_note(rec.metrics))
         for warning in rec.metrics.get("data_warnings") or []:
             st.warning(f"Data: {warning}", icon=":material/warning:")
+        if rec.metrics.get("preprocessing"):
+            with st.expander("Recipe and preprocessing (as recorded with the run)"):
+                st.markdown("\n".join(f"- {line}" for line in rec.metrics["preprocessing"]))
         _export.csv_download(_export.curves_frame(_runs.pull_events(rec.id)[0]), "Download the curves as CSV",
                              f"transfer-lab-run-{rec.id}-curves.csv", K.download("train", "curves"))
         st.page_link("pages/inspect_run.py", label="Inspect this run (embeddings, boundaries, confusion)",

@@ -195,6 +195,9 @@ def test_train_page_builds_hyperparameter_widgets_from_the_config():
     for name in ("weight", "gamma", "hidden"):
         at.number_input(key=K.param("dann", name))
     assert at.number_input(key=K.EPOCHS).value == 30
+    assert at.selectbox(key=K.OPTIMIZER).options == ["adam", "sgd"]  # the recipe, from RunConfig's fields
+    assert at.selectbox(key=K.LR_SCHEDULE).options == ["constant", "anneal"]
+    assert at.number_input(key=K.MOMENTUM).value == 0.9
     assert at.button(key=K.START).disabled is False and at.button(key=K.STOP).disabled is True
     assert any("No run yet" in m.value for m in at.markdown)
     assert charts(at) == 2  # empty loss and accuracy charts, drawn before any run
@@ -310,6 +313,21 @@ def test_train_page_offers_the_models_of_the_pair_and_runs_a_backbone():
     assert run.config["model"] == "resnet18_random_init"
     at.button(key=K.STOP).click().run()
     wait_for_jobs()
+
+
+def test_a_run_with_the_papers_recipe_records_and_shows_it():
+    at = open_page("pages/train.py", {K.EPOCHS: 1, K.OPTIMIZER: "sgd", K.LR_SCHEDULE: "anneal", K.LR: 0.01})
+    at.button(key=K.START).click().run()
+    assert_clean(at)
+    wait_for_jobs()
+    at.run()
+    assert_clean(at)
+    run = RunStore().get_run(at.session_state[K.RUN_ID])
+    assert (run.config["optimizer"], run.config["lr_schedule"], run.config["momentum"]) == ("sgd", "anneal", 0.9)
+    assert any("- recipe: SGD, momentum 0.9, lr 0.01 (annealed" in m.value for m in at.markdown), \
+        [m.value for m in at.markdown]
+    inspect = open_page("pages/inspect_run.py", {K.INSPECT_RUN: run.id})
+    assert any(c.value.startswith("Recipe: SGD, momentum 0.9") for c in inspect.caption)
 
 
 # --- Inspect --------------------------------------------------------------------------------------
