@@ -78,3 +78,23 @@ def test_the_discriminator_without_dropout_is_the_old_one():
     assert [type(m) for m in new] == [type(m) for m in old]
     assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), old.state_dict().values()))
     assert sum(isinstance(m, nn.Dropout) for m in discriminator(8, 16, 0.5)) == 2
+
+
+@pytest.mark.parametrize("layers,head_moves", [("features", False), ("features+outputs", True)])
+def test_mmd_on_features_and_outputs_reaches_the_classifier(layers, head_moves):
+    # DAN aligns the classifier's layers too: with features+outputs the MMD term trains the head.
+    trainer = Trainer(fast_config(strategy="mmd", params={"layers": layers}))
+    phase = trainer.phases[0]
+    batch = next(trainer.batches.steps(phase.streams, 1, 64, torch.Generator().manual_seed(0)))
+    mmd = phase.losses(batch, trainer.ctx)["mmd"]
+    assert torch.isfinite(mmd)
+    mmd.backward()
+    head = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel())
+                      for p in trainer.model.head.parameters()])
+    assert bool(head.abs().sum() > 0) is head_moves
+
+
+def test_the_mmd_layers_default_keeps_the_key():
+    base = RunConfig(device="cpu", strategy="mmd", params={"weight": 2.0})
+    assert result_key(base.replace(params={"weight": 2.0, "layers": "features"})) == result_key(base)
+    assert result_key(base.replace(params={"weight": 2.0, "layers": "features+outputs"})) != result_key(base)
