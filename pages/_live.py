@@ -53,6 +53,14 @@ def series(events: Sequence[dict]) -> dict[str, Any]:
             "source_accuracy": src_acc, "target_accuracy": tgt_acc, "extras": extras}
 
 
+def shown_status(events: Sequence[dict], status: str) -> str:
+    """The status to show: ``status`` as last read from the store, unless the events have moved
+    past it (a record read as "queued" while its steps are already arriving is running)."""
+    if status == "queued" and any(e["kind"] in ("started", "step", "eval", "result") for e in events):
+        return "running"
+    return status
+
+
 def progress(events: Sequence[dict], status: str) -> tuple[float, str]:
     """(fraction done, "step 120 / 480 · 3.1 s elapsed · ETA 9 s") from the latest events."""
     last = next((e for e in reversed(events) if e["kind"] in ("step", "eval")), None)

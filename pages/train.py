@@ -128,13 +128,16 @@ def render_run(run_id: str, record=None) -> str:
     if started is not None and any(e["kind"] == "step" for e in events):
         state[K.FIRST_POINT_S] = time.perf_counter() - started
         state[K.STARTED_AT] = None
+    # The record may have been read while the run was still queued (the live view keeps it while
+    # events arrive): the header follows the events, as the progress bar does.
+    status = _live.shown_status(events, rec.status)
     st.markdown(f"**Run `{rec.id}`** · {rec.strategy} · `{rec.source}` → `{rec.target}` · "
-                f"{rec.target_labels} labels/class · seed {rec.seed} · **{rec.status}**")
-    if rec.status == "queued":  # waiting for a free slot: the live view switches to the curves when it starts
+                f"{rec.target_labels} labels/class · seed {rec.seed} · **{status}**")
+    if status == "queued":  # waiting for a free slot: the live view switches to the curves when it starts
         st.info(_runs.queue_note(run_id) or "queued", icon=":material/hourglass_top:")
-    fraction, text = _live.progress(events, rec.status)
+    fraction, text = _live.progress(events, status)
     st.progress(fraction, text=text)
-    if rec.status in ACTIVE_STATUSES and ended:
+    if status in ACTIVE_STATUSES and ended:
         st.info("Training the matched target_only run (same target labels and seed) for the negative-transfer gap…")
     memo = state.setdefault(K.LIVE_FIGURES, _live.FigureMemo())
     for i, (name, fig) in enumerate(memo.figures(run_id, events)):

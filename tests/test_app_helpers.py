@@ -50,6 +50,13 @@ def test_progress_reads_steps_and_eta_then_the_result():
     assert fraction == 0.4 and text.startswith("stopped after 40 / 100 steps")
 
 
+def test_the_shown_status_follows_the_events_past_a_stale_queued_record():
+    """The Train header said "queued" while the bar counted steps (issue 12, item 7)."""
+    assert _live.shown_status([step(25, task=1.0)], "queued") == "running"
+    assert _live.shown_status([], "queued") == "queued"
+    assert _live.shown_status([step(25, task=1.0)], "stopped") == "stopped"
+
+
 def test_long_curves_are_thinned_for_display_keeping_the_ends():
     events = [step(i, task=float(i)) for i in range(1, 2001)]
     s = _live.thinned(_live.series(events))

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from pages import _keys as K
 from tlcore.api import run_experiment
 from tlcore.config import RunConfig
-from tlcore.runs import RunStore
+from tlcore.runs import RunStore, register_live, unregister_live
 from tlcore.worker import get_worker
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -331,6 +331,24 @@ def test_a_run_with_the_papers_recipe_records_and_shows_it():
 
 
 # --- Inspect --------------------------------------------------------------------------------------
+def test_the_train_header_follows_the_events_of_a_run_read_as_queued():
+    """A run read as queued whose steps are arriving is shown running, header and bar alike (issue 12,
+    item 7: two tabs starting at once showed "queued" above a bar counting steps)."""
+    store = RunStore()
+    config = RunConfig(source="moons", target="moons:rotate=30", strategy="dann", epochs=1)
+    run_id = store.create_run(config.to_dict(), status="queued")
+    register_live(run_id)  # as a worker of this process does: not an orphan
+    try:
+        store.append_events(run_id, [{"kind": "step", "step": 5, "total_steps": 20, "phase": "adapt",
+                                      "losses": {"task": 0.7}, "elapsed_s": 0.5}])
+        at = open_page("pages/train.py", {K.RUN_ID: run_id})
+        header = next(m.value for m in at.markdown if m.value.startswith(f"**Run `{run_id}`**"))
+        assert header.endswith("**running**"), header
+        assert at.get("progress")[0].proto.text.startswith("step 5 / 20")
+    finally:
+        unregister_live(run_id)
+
+
 def test_inspect_page_compares_a_run_with_its_source_only_baseline():
     run_id = finished_run()
     finished_run(strategy="source_only")
