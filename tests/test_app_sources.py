@@ -39,9 +39,9 @@ def _quiet_app(monkeypatch):
     yield
     worker = get_worker()
     for job in worker.active_jobs():
-        job.stop_event.set()
+        worker.stop(job.job_id)
     for job in worker.active_jobs():
-        job.thread.join(60)
+        worker.wait(job.job_id, 60)
     tvd.clear_cache()
     folder_module.clear_cache()
 
